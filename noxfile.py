@@ -1,0 +1,65 @@
+"""Every check of the project is a nox session; `nox` alone runs what CI runs."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
+
+LINT_TOOLS = ["ruff>=0.8"]
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_TOOLS = [
+    "pytest>=8",
+    "pytest-cov>=5",
+    "respx>=0.21",
+    "trio>=0.25",
+    "hypothesis>=6.100",
+    "fastapi>=0.110",
+]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install(*LINT_TOOLS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/, and on the typing tests that use the API as a user would."""
+    session.install("mypy>=1.10", TEST_EXTRAS, *TEST_TOOLS)
+    session.run("mypy", "--strict", "src/postal_sdk")
+    session.run("mypy", "--strict", "tests/typing")
+
+
+@nox.session
+def unasync(session: nox.Session) -> None:
+    """Regenerate the sync code (src and tests) from the async code."""
+    session.install(*LINT_TOOLS)
+    session.run("python", "scripts/unasync.py")
+
+
+@nox.session
+def unasync_check(session: nox.Session) -> None:
+    """Fail when any generated sync file is stale, missing or extra."""
+    session.install(*LINT_TOOLS)
+    session.run("python", "scripts/unasync.py", "--check")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, on asyncio and trio, with branch coverage of src/ (>= 95%)."""
+    session.install("-e", TEST_EXTRAS, *TEST_TOOLS)
+    session.run(
+        "pytest",
+        "--cov=postal_sdk",
+        "--cov-branch",
+        "--cov-report=term",
+        "--cov-fail-under=95",
+        *session.posargs,
+    )

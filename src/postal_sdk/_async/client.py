@@ -1,0 +1,394 @@
+"""`AsyncPostal`: one method per endpoint of Postal's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import httpx
+
+from postal_sdk import __version__
+from postal_sdk._config import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    check_max_concurrency,
+    check_max_retries,
+    check_timeout,
+    resolve_api_key,
+    resolve_base_url,
+)
+from postal_sdk._envelope import excerpt, unwrap
+from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
+from postal_sdk._serde import converter
+from postal_sdk._synchronization import AsyncLimiter, async_sleep
+from postal_sdk._transport import async_pooled_client
+from postal_sdk.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    UnexpectedResponseError,
+)
+from postal_sdk.models import (
+    EXPANSIONS,
+    Delivery,
+    Expansion,
+    Message,
+    MessageInfo,
+    RawMessage,
+    SendResult,
+)
+
+__all__ = ["AsyncPostal"]
+
+logger = logging.getLogger("postal_sdk")
+
+_T = TypeVar("_T")
+
+_SEND_MESSAGE = "/api/v1/send/message"
+_SEND_RAW = "/api/v1/send/raw"
+_GET_MESSAGE = "/api/v1/messages/message"
+_GET_DELIVERIES = "/api/v1/messages/deliveries"
+
+
+@attrs.define
+class _Connection:
+    """What every copy made by `with_options` shares: the pool, the limiter, the closed flag."""
+
+    http: httpx.AsyncClient
+    limiter: AsyncLimiter
+    owns_http: bool
+    closed: bool = False
+
+
+@attrs.frozen
+class _Options:
+    base_url: str
+    api_key: str = attrs.field(repr=False)
+    timeout: httpx.Timeout
+    max_retries: int
+    backoff: Backoff
+    headers: Mapping[str, str]
+
+
+class AsyncPostal:
+    """An asynchronous client for one Postal server's HTTP API.
+
+    Use one per event loop, for the life of the application, and close it with
+    `async with` or `aclose()`: it holds a pool of keep-alive connections.
+
+    Args:
+        base_url: The Postal web host, like `https://postal.example.com` (no `/api/v1`).
+            Defaults to the `POSTAL_BASE_URL` environment variable.
+        api_key: The server's API credential. Defaults to `POSTAL_API_KEY`.
+        timeout: Seconds, or an `httpx.Timeout`. The default allows 5 s to connect and
+            30 s to read, since Postal's send does a reverse-DNS lookup per request.
+        max_retries: How many times a request may be repeated (see `Backoff`): sends only
+            when the request never reached Postal or Postal asked for a retry, reads also
+            after timeouts, dropped connections and 5xx replies.
+        max_concurrency: The most requests in flight at once, across every caller that
+            shares this client (and its `with_options` copies).
+        http_client: Your own `httpx.AsyncClient` (proxies, mTLS, event hooks). The SDK
+            uses it as it is and never closes it.
+        headers: Extra headers sent with every request.
+        backoff: How long to wait between retries.
+
+    Raises:
+        ConfigurationError: A missing or malformed base URL or API key, or a bad option.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        checked_timeout = check_timeout(timeout)
+        self._options = _Options(
+            base_url=resolve_base_url(base_url),
+            api_key=resolve_api_key(api_key),
+            timeout=checked_timeout,
+            max_retries=check_max_retries(max_retries),
+            backoff=_check_backoff(backoff),
+            headers=_check_headers(headers),
+        )
+        concurrency = check_max_concurrency(max_concurrency)
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise InvalidArgumentTypeError(
+                "http_client", f"must be an httpx.AsyncClient, not {type(http_client).__name__}"
+            )
+        self._connection = _Connection(
+            http=http_client or async_pooled_client(concurrency, checked_timeout),
+            limiter=AsyncLimiter(concurrency),
+            owns_http=http_client is None,
+        )
+        self._request_headers = _request_headers(self._options)
+        self._is_copy = False
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+    ) -> AsyncPostal:
+        """A copy of this client with some options changed, sharing its connections.
+
+        For per-call overrides: `await postal.with_options(max_retries=0).send_message(m)`.
+        Closing the original closes the copies; closing a copy does nothing.
+        """
+        options = self._options
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = check_timeout(timeout)
+        if max_retries is not None:
+            changes["max_retries"] = check_max_retries(max_retries)
+        if headers is not None:
+            changes["headers"] = {**options.headers, **_check_headers(headers)}
+        if backoff is not None:
+            changes["backoff"] = _check_backoff(backoff)
+        copy = object.__new__(type(self))
+        copy._options = attrs.evolve(options, **changes)
+        copy._connection = self._connection
+        copy._request_headers = _request_headers(copy._options)
+        copy._is_copy = True
+        return copy
+
+    @property
+    def base_url(self) -> str:
+        """The Postal web host this client talks to."""
+        return self._options.base_url
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most requests this client has in flight at once."""
+        return self._connection.limiter.total
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether `aclose()` was called (or the `async with` block ended)."""
+        return self._connection.closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._options.base_url!r}, api_key='***')"
+
+    async def __aenter__(self) -> AsyncPostal:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it is the caller's own `http_client`).
+
+        Safe to call more than once. Later calls of any method raise `ClientClosedError`.
+        """
+        if self._is_copy or self._connection.closed:
+            return
+        self._connection.closed = True
+        if self._connection.owns_http:
+            await self._connection.http.aclose()
+
+    async def send_message(self, message: Message) -> SendResult:
+        """Send a message that Postal builds from its parts; one queued message per recipient.
+
+        Retried only when the request provably never reached Postal, or when Postal
+        answers 429/503 with `Retry-After`: a send is never repeated after it was sent.
+
+        Raises:
+            MessageRejectedError: Postal refused the message (a subclass names the code).
+            AuthenticationError, ServerSuspended: The key or the server is not usable.
+            UnexpectedResponseError, APIConnectionError, APITimeoutError: see `PostalError`.
+        """
+        _require(message, Message, "message")
+        data = await self._post(_SEND_MESSAGE, converter.unstructure(message), idempotent=False)
+        return self._structure(data, SendResult)
+
+    async def send_raw(self, message: RawMessage) -> SendResult:
+        """Send a complete RFC 2822 message as-is to its envelope recipients.
+
+        Retried under the same rules as `send_message`.
+        """
+        _require(message, RawMessage, "message")
+        data = await self._post(_SEND_RAW, converter.unstructure(message), idempotent=False)
+        return self._structure(data, SendResult)
+
+    async def get_message(
+        self, message_id: int, *, expansions: Iterable[Expansion] | bool = ()
+    ) -> MessageInfo:
+        """Look up a message by the id a send returned.
+
+        `expansions` names the parts to include (see `EXPANSIONS`), or `True` for all.
+
+        Raises:
+            MessageNotFound: No such message on this server (or removed by retention).
+        """
+        payload: dict[str, Any] = {"id": _check_message_id(message_id)}
+        wanted = _check_expansions(expansions)
+        if wanted:
+            payload["_expansions"] = wanted
+        data = await self._post(_GET_MESSAGE, payload, idempotent=True)
+        return self._structure(data, MessageInfo)
+
+    async def get_deliveries(self, message_id: int) -> list[Delivery]:
+        """The delivery attempts of a message, oldest first (empty while it is pending).
+
+        Raises:
+            MessageNotFound: No such message on this server (or removed by retention).
+        """
+        payload = {"id": _check_message_id(message_id)}
+        data = await self._post(_GET_DELIVERIES, payload, idempotent=True)
+        return self._structure(data, list[Delivery])
+
+    def _check_open(self) -> None:
+        if self._connection.closed:
+            raise ClientClosedError(f"this {type(self).__name__} is closed")
+
+    async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
+        self._check_open()
+        options = self._options
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        retry = 0
+        while True:
+            try:
+                async with self._connection.limiter:
+                    response = await self._connection.http.post(
+                        options.base_url + path,
+                        content=body,
+                        headers=self._request_headers,
+                        timeout=options.timeout,
+                    )
+            except httpx.HTTPError as error:
+                if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
+                    await self._before_retry(path, retry, None, repr(error))
+                    retry += 1
+                    continue
+                raise _network_error(error, path) from error
+            retry_after = retry_after_seconds(response.headers)
+            if (
+                response.status_code != 200
+                and retry < options.max_retries
+                and should_retry_status(response.status_code, retry_after, idempotent=idempotent)
+            ):
+                await self._before_retry(path, retry, retry_after, f"HTTP {response.status_code}")
+                retry += 1
+                continue
+            logger.debug("POST %s: HTTP %d", path, response.status_code)
+            return unwrap(response.status_code, response.content, options.api_key)
+
+    async def _before_retry(
+        self, path: str, retry: int, retry_after: float | None, cause: str
+    ) -> None:
+        delay = self._options.backoff.delay(retry, retry_after)
+        logger.info(
+            "POST %s failed (%s); retry %d of %d in %.2f s",
+            path,
+            cause,
+            retry + 1,
+            self._options.max_retries,
+            delay,
+        )
+        await async_sleep(delay)
+        self._check_open()
+
+    def _structure(self, data: Any, cls: type[_T]) -> _T:
+        try:
+            return converter.structure(data, cls)
+        except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError):
+            content = json.dumps(data, default=str).encode()
+            raise UnexpectedResponseError(
+                200,
+                excerpt(content, self._options.api_key),
+                f"the reply's data does not match Postal's contract for {cls}",
+            ) from None
+
+
+def _network_error(error: httpx.HTTPError, path: str) -> APIConnectionError:
+    kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
+    detail = str(error) or type(error).__name__
+    return kind(f"POST {path} failed: {type(error).__name__}: {detail}")
+
+
+def _request_headers(options: _Options) -> dict[str, str]:
+    return {
+        **options.headers,
+        "X-Server-API-Key": options.api_key,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": f"postal-sdk/{__version__} (python)",
+    }
+
+
+def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise InvalidArgumentTypeError(
+            "headers", f"must be a mapping, not {type(headers).__name__}"
+        )
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidArgumentTypeError("headers", "names and values must be str")
+    return dict(headers)
+
+
+def _check_backoff(backoff: Backoff | None) -> Backoff:
+    if backoff is None:
+        return Backoff()
+    return _require(backoff, Backoff, "backoff")
+
+
+def _require(value: _T, cls: type[_T], argument: str) -> _T:
+    if not isinstance(value, cls):
+        raise InvalidArgumentTypeError(
+            argument, f"must be a {cls.__name__}, not {type(value).__name__}"
+        )
+    return value
+
+
+def _check_message_id(message_id: int) -> int:
+    if isinstance(message_id, bool) or not isinstance(message_id, int):
+        # Postal answers HTTP 500 for anything but a JSON integer.
+        raise InvalidArgumentTypeError(
+            "message_id", f"must be an int, not {type(message_id).__name__}"
+        )
+    if message_id < 1:
+        raise InvalidArgumentError("message_id", f"must be a positive id, not {message_id}")
+    return message_id
+
+
+def _check_expansions(expansions: Iterable[Expansion] | bool) -> list[str] | bool:
+    if isinstance(expansions, bool):
+        return expansions
+    if isinstance(expansions, str):
+        # Postal silently ignores a string here; a one-name list is what was meant.
+        raise InvalidArgumentTypeError(
+            "expansions", f"must be a list of names or True, not the str {expansions!r}"
+        )
+    wanted: list[str] = list(expansions)
+    unknown = [name for name in wanted if name not in EXPANSIONS]
+    if unknown:
+        raise InvalidArgumentError(
+            "expansions", f"unknown {unknown!r}; Postal knows {', '.join(EXPANSIONS)}"
+        )
+    return wanted

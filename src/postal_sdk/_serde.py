@@ -1,0 +1,87 @@
+"""The one cattrs converter between the models and Postal's JSON.
+
+Everything about the wire format lives here: `from_` is `from`, `None` and empty fields
+are left out of requests, bytes travel as standard base64, and the quirks of Postal's
+replies are absorbed (sizes as strings, MIME-wrapped base64, float and ISO timestamps,
+`bounce_for_id` 0 for none). Unknown fields in replies are ignored, so a newer Postal does
+not break an older SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from postal_sdk.models import Attachment, Message, MessageDetails, RawMessage
+
+__all__ = ["converter", "structure_datetime"]
+
+converter = cattrs.Converter()
+
+
+def structure_datetime(value: Any, _: Any = None) -> datetime:
+    """An aware UTC datetime from float Unix seconds or an ISO-8601 string."""
+    if isinstance(value, bool):
+        raise TypeError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        # Python 3.10's fromisoformat does not accept a trailing Z.
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise TypeError(f"not a timestamp: {value!r}")
+
+
+def _structure_bytes(value: Any, _: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"expected base64 text, got {type(value).__name__}")
+    try:
+        # Lenient like Ruby's decode64: Postal wraps its base64 every 60 characters.
+        return base64.b64decode(value, validate=False)
+    except binascii.Error as exc:
+        raise ValueError(f"invalid base64: {exc}") from exc
+
+
+def _structure_size(value: Any, _: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def _structure_bounce_for_id(value: Any, _: Any) -> int | None:
+    return int(value) or None if value is not None else None
+
+
+converter.register_structure_hook(datetime, structure_datetime)
+converter.register_structure_hook(bytes, _structure_bytes)
+converter.register_unstructure_hook(bytes, lambda data: base64.b64encode(data).decode("ascii"))
+converter.register_structure_hook(
+    MessageDetails,
+    make_dict_structure_fn(
+        MessageDetails,
+        converter,
+        size=override(struct_hook=_structure_size),
+        bounce_for_id=override(struct_hook=_structure_bounce_for_id),
+    ),
+)
+converter.register_unstructure_hook(
+    Message,
+    make_dict_unstructure_fn(
+        Message,
+        converter,
+        _cattrs_omit_if_default=True,
+        from_=override(rename="from"),
+        headers=override(unstruct_hook=dict),
+    ),
+)
+for _request_model in (RawMessage, Attachment):
+    converter.register_unstructure_hook(
+        _request_model,
+        make_dict_unstructure_fn(_request_model, converter, _cattrs_omit_if_default=True),
+    )

@@ -1,0 +1,70 @@
+"""The few primitives `scripts/unasync.py` cannot translate, as hand-written pairs.
+
+`_async/` imports the `Async...`/`async_...` names; the generated `_sync/` code imports the
+same names without the prefix, so the generator needs no special cases.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+import anyio
+
+__all__ = ["AsyncLimiter", "Limiter", "async_sleep", "sleep"]
+
+
+class AsyncLimiter:
+    """Caps the requests in flight across every task that shares one client."""
+
+    def __init__(self, total: int) -> None:
+        self._limiter = anyio.CapacityLimiter(total)
+
+    @property
+    def total(self) -> int:
+        return int(self._limiter.total_tokens)
+
+    async def __aenter__(self) -> None:
+        await self._limiter.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limiter.release()
+
+
+class Limiter:
+    """Caps the requests in flight across every thread that shares one client."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._semaphore = threading.BoundedSemaphore(total)
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def __enter__(self) -> None:
+        self._semaphore.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._semaphore.release()
+
+
+async def async_sleep(seconds: float) -> None:
+    """Sleep without blocking the event loop."""
+    await anyio.sleep(seconds)
+
+
+def sleep(seconds: float) -> None:
+    """Sleep the calling thread."""
+    time.sleep(seconds)
