@@ -16,6 +16,7 @@ from postal_sdk.errors import (
     InvalidServerAPIKey,
     ParameterError,
     UnexpectedResponseError,
+    redact,
 )
 
 __all__ = ["EXCERPT_LENGTH", "excerpt", "unwrap"]
@@ -33,9 +34,7 @@ _HINTS = {
 def excerpt(content: bytes, secret: str) -> str:
     """The start of a body, fit for an error message, with the API key cut out."""
     text = content[: EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
-    if secret:
-        text = text.replace(secret, REDACTED)
-    return text[:EXCERPT_LENGTH]
+    return redact(text, secret)[:EXCERPT_LENGTH]
 
 
 def unwrap(status_code: int, content: bytes, secret: str) -> Any:

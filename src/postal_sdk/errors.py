@@ -43,6 +43,11 @@ __all__ = [
 REDACTED = "[REDACTED]"
 
 
+def redact(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` (the API key) replaced by `[REDACTED]`."""
+    return text.replace(secret, REDACTED) if secret else text
+
+
 class PostalError(Exception):
     """The root of every exception the SDK raises on purpose."""
 

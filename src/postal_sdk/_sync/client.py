@@ -37,6 +37,7 @@ from postal_sdk.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     UnexpectedResponseError,
+    redact,
 )
 from postal_sdk.models import (
     EXPANSIONS,
@@ -282,10 +283,16 @@ class Postal:
                     )
             except httpx.HTTPError as error:
                 if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
-                    self._before_retry(path, retry, None, repr(error))
+                    self._before_retry(path, retry, None, _describe(error))
                     retry += 1
                     continue
-                raise _network_error(error, path) from error
+                kind = (
+                    APITimeoutError
+                    if isinstance(error, httpx.TimeoutException)
+                    else APIConnectionError
+                )
+                message = f"POST {path} failed: {_describe(error)}"
+                raise kind(redact(message, options.api_key)) from error
             retry_after = retry_after_seconds(response.headers)
             if (
                 response.status_code != 200
@@ -303,7 +310,7 @@ class Postal:
         logger.info(
             "POST %s failed (%s); retry %d of %d in %.2f s",
             path,
-            cause,
+            redact(cause, self._options.api_key),
             retry + 1,
             self._options.max_retries,
             delay,
@@ -323,10 +330,8 @@ class Postal:
             ) from None
 
 
-def _network_error(error: httpx.HTTPError, path: str) -> APIConnectionError:
-    kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
-    detail = str(error) or type(error).__name__
-    return kind(f"POST {path} failed: {type(error).__name__}: {detail}")
+def _describe(error: httpx.HTTPError) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _request_headers(options: _Options) -> dict[str, str]:

@@ -1,0 +1,66 @@
+"""Type-checked by `mypy --strict` in `nox -s typecheck`: the public API as a user writes it.
+
+A change to a public signature that breaks this file breaks users' type checks too.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from postal_sdk import (
+    AsyncPostal,
+    Attachment,
+    Backoff,
+    Delivery,
+    Message,
+    MessageInfo,
+    MessageNotFound,
+    Postal,
+    PostalError,
+    RawMessage,
+    SendResult,
+)
+
+
+async def send_welcome(postal: AsyncPostal) -> int:
+    sent: SendResult = await postal.send_message(
+        Message(
+            from_="App <app@example.com>",
+            to=["john@example.com"],
+            subject="Hi",
+            plain_body="Hello",
+            html_body="<p>Hello</p>",
+            attachments=[Attachment(name="a.txt", data=b"x")],
+            tag="welcome",
+        )
+    )
+    message_id: int = sent.messages["john@example.com"].id
+    raw = await postal.send_raw(
+        RawMessage(mail_from="app@example.com", rcpt_to=["john@example.com"], data=b"...")
+    )
+    token: str = raw.for_recipient("john@example.com").token
+    info: MessageInfo = await postal.get_message(message_id, expansions=["status", "details"])
+    everything: MessageInfo = await postal.get_message(message_id, expansions=True)
+    deliveries: list[Delivery] = await postal.get_deliveries(info.id)
+    print(token, everything, deliveries)
+    return message_id
+
+
+def sync_lookup(base_url: str) -> str | None:
+    client = Postal(
+        base_url,
+        "key",
+        timeout=httpx.Timeout(10.0, read=30.0),
+        max_retries=0,
+        backoff=Backoff(initial=0.1),
+        http_client=httpx.Client(),
+    )
+    with client as postal:
+        try:
+            status = postal.with_options(max_retries=3).get_message(1, expansions=["status"]).status
+        except MessageNotFound as error:
+            print(error.id, error.code, error.message)
+            return None
+        except PostalError:
+            raise
+        return status.status if status else None
