@@ -18,6 +18,7 @@ TEST_TOOLS = [
     "trio>=0.25",
     "hypothesis>=6.100",
     "fastapi>=0.110",
+    *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
 

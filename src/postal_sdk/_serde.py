@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +32,9 @@ def structure_datetime(value: Any, _: Any = None) -> datetime:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, tz=timezone.utc)
     if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            # Rails may write a decimal column's Unix seconds as a string.
+            return datetime.fromtimestamp(float(value), tz=timezone.utc)
         # Python 3.10's fromisoformat does not accept a trailing Z.
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         parsed = datetime.fromisoformat(text)
@@ -58,6 +62,22 @@ def _structure_bounce_for_id(value: Any, _: Any) -> int | None:
     return int(value) or None if value is not None else None
 
 
+def _structure_bool(value: Any, _: Any) -> bool:
+    # cattrs' default is bool(value), which makes "false" true: Postal's own trap.
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    # cattrs' default is str(value), which makes a JSON null the text "None".
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(datetime, structure_datetime)
 converter.register_structure_hook(bytes, _structure_bytes)
 converter.register_unstructure_hook(bytes, lambda data: base64.b64encode(data).decode("ascii"))
@@ -85,3 +105,31 @@ for _request_model in (RawMessage, Attachment):
         _request_model,
         make_dict_unstructure_fn(_request_model, converter, _cattrs_omit_if_default=True),
     )
+
+
+def _as_given(value: Any, _: Any) -> Any:
+    # The model's own attrs converter reads address lists (a list, or one comma string).
+    return value
+
+
+converter.register_structure_hook(
+    Message,
+    make_dict_structure_fn(
+        Message,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        from_=override(rename="from"),
+        to=override(struct_hook=_as_given),
+        cc=override(struct_hook=_as_given),
+        bcc=override(struct_hook=_as_given),
+    ),
+)
+converter.register_structure_hook(
+    RawMessage,
+    make_dict_structure_fn(
+        RawMessage,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        rcpt_to=override(struct_hook=_as_given),
+    ),
+)

@@ -95,3 +95,19 @@ def test_none_and_empty_fields_are_left_out_of_requests() -> None:
         "bcc": ["b@example.com"],
         "html_body": "<p>x</p>",
     }
+
+
+def test_a_unix_time_written_as_a_string_is_read() -> None:
+    assert structure_datetime("1713450640.5") == datetime(
+        2024, 4, 18, 14, 30, 40, 500000, tzinfo=timezone.utc
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rcpt_to", None), ("rcpt_to", 5), ("bounce", "false"), ("bounce", 0), ("bounce", None)],
+)
+def test_wrong_json_types_are_refused_not_coerced(field: str, value: object) -> None:
+    # cattrs would otherwise turn null into "None" and "false" into True.
+    with pytest.raises(cattrs.ClassValidationError):
+        converter.structure({**DETAILS, field: value}, MessageDetails)
