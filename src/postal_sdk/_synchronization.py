@@ -12,7 +12,7 @@ from types import TracebackType
 
 import anyio
 
-__all__ = ["AsyncLimiter", "Limiter", "async_sleep", "sleep"]
+__all__ = ["AsyncLimiter", "AsyncLock", "Limiter", "Lock", "async_sleep", "sleep"]
 
 
 class AsyncLimiter:
@@ -58,6 +58,42 @@ class Limiter:
         tb: TracebackType | None,
     ) -> None:
         self._semaphore.release()
+
+
+class AsyncLock:
+    """Mutual exclusion between tasks."""
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
+class Lock:
+    """Mutual exclusion between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
 
 
 async def async_sleep(seconds: float) -> None:

@@ -6,13 +6,14 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
 import httpx
 
 from postal_sdk import __version__
+from postal_sdk._async.webhook_keys import AsyncWebhookKeys
 from postal_sdk._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -47,6 +48,9 @@ from postal_sdk.models import (
     SendResult,
 )
 
+if TYPE_CHECKING:
+    from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
+
 __all__ = ["AsyncPostal"]
 
 logger = logging.getLogger("postal_sdk")
@@ -57,6 +61,8 @@ _SEND_MESSAGE = "/api/v1/send/message"
 _SEND_RAW = "/api/v1/send/raw"
 _GET_MESSAGE = "/api/v1/messages/message"
 _GET_DELIVERIES = "/api/v1/messages/deliveries"
+_JWKS = "/.well-known/jwks.json"
+_WEBHOOK_KEYS_REFETCH_INTERVAL = 60.0
 
 
 @attrs.define
@@ -66,6 +72,7 @@ class _Connection:
     http: httpx.AsyncClient
     limiter: AsyncLimiter
     owns_http: bool
+    webhook_keys: AsyncWebhookKeys | None = None
     closed: bool = False
 
 
@@ -261,22 +268,93 @@ class AsyncPostal:
         data = await self._post(_GET_DELIVERIES, payload, idempotent=True)
         return self._structure(data, list[Delivery])
 
+    async def fetch_webhook_keys(self) -> WebhookKeySet:
+        """Fetch the keys Postal signs webhooks with, from its `/.well-known/jwks.json`.
+
+        Needs the `webhooks` extra and Postal 3.2 or newer (older versions serve no JWKS:
+        load the key from the DKIM record with `postal_sdk.webhooks` instead).
+
+        Raises:
+            UnexpectedResponseError: The host serves no JWK Set.
+        """
+        from postal_sdk.webhooks import WebhookKeySet, WebhookVerificationError
+
+        self._check_open()
+        headers = {"Accept": "application/json", "User-Agent": self._request_headers["User-Agent"]}
+        response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        if response.status_code != 200:
+            raise UnexpectedResponseError(
+                response.status_code,
+                excerpt(response.content, self._options.api_key),
+                "no JWK Set at /.well-known/jwks.json (Postal before 3.2.0 has none)",
+            )
+        try:
+            return WebhookKeySet.from_jwks(response.content)
+        except WebhookVerificationError as error:
+            raise UnexpectedResponseError(
+                200, excerpt(response.content, self._options.api_key), f"a bad JWK Set: {error}"
+            ) from error
+
+    async def verify_webhook(
+        self,
+        body: bytes | bytearray | memoryview,
+        headers: HeadersLike,
+        *,
+        allow_legacy_sha1: bool = False,
+        max_body_size: int = 1_000_000,
+    ) -> WebhookEvent:
+        """Verify a webhook request from this Postal and parse it into a typed event.
+
+        The keys come from the host's `/.well-known/jwks.json`, fetched on first use and
+        cached by the client (and its `with_options` copies); a request signed with a key
+        the cache does not know makes the client fetch them again, at most once a minute.
+        `body` must be the raw request body, exactly as received. Needs the `webhooks` extra.
+
+        Raises:
+            WebhookVerificationError: The signature is missing, malformed or wrong, or the
+                key is unknown even after fetching the keys again.
+            WebhookParseError: The verified body is not a Postal webhook.
+        """
+        self._check_open()
+        connection = self._connection
+        if connection.webhook_keys is None:
+            connection.webhook_keys = AsyncWebhookKeys(self, _WEBHOOK_KEYS_REFETCH_INTERVAL)
+        return await connection.webhook_keys.verify(
+            body, headers, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size
+        )
+
     def _check_open(self) -> None:
         if self._connection.closed:
             raise ClientClosedError(f"this {type(self).__name__} is closed")
 
     async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
-        options = self._options
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        response = await self._request(
+            "POST", path, body, self._request_headers, idempotent=idempotent
+        )
+        return unwrap(response.status_code, response.content, self._options.api_key)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """One request under the concurrency limit, retried as the retry policy allows."""
+        options = self._options
         retry = 0
         while True:
             try:
                 async with self._connection.limiter:
-                    response = await self._connection.http.post(
+                    response = await self._connection.http.request(
+                        method,
                         options.base_url + path,
                         content=body,
-                        headers=self._request_headers,
+                        headers=headers,
                         timeout=options.timeout,
                     )
             except httpx.HTTPError as error:
@@ -289,7 +367,7 @@ class AsyncPostal:
                     if isinstance(error, httpx.TimeoutException)
                     else APIConnectionError
                 )
-                message = f"POST {path} failed: {_describe(error)}"
+                message = f"{method} {path} failed: {_describe(error)}"
                 raise kind(redact(message, options.api_key)) from error
             retry_after = retry_after_seconds(response.headers)
             if (
@@ -300,15 +378,15 @@ class AsyncPostal:
                 await self._before_retry(path, retry, retry_after, f"HTTP {response.status_code}")
                 retry += 1
                 continue
-            logger.debug("POST %s: HTTP %d", path, response.status_code)
-            return unwrap(response.status_code, response.content, options.api_key)
+            logger.debug("%s %s: HTTP %d", method, path, response.status_code)
+            return response
 
     async def _before_retry(
         self, path: str, retry: int, retry_after: float | None, cause: str
     ) -> None:
         delay = self._options.backoff.delay(retry, retry_after)
         logger.info(
-            "POST %s failed (%s); retry %d of %d in %.2f s",
+            "%s failed (%s); retry %d of %d in %.2f s",
             path,
             redact(cause, self._options.api_key),
             retry + 1,
