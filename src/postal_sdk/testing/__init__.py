@@ -1,0 +1,82 @@
+"""A faithful in-memory fake of Postal's HTTP API, for testing code that sends mail.
+
+In-process, no sockets::
+
+    fake = FakePostal()
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://postal") as http:
+        ...
+    [entry] = fake.outbox
+
+Over real HTTP (needs uvicorn, the `testing` extra)::
+
+    with fake.serve() as base_url:
+        ...
+
+It follows Postal's wire contract: authentication before parsing, the parameter rules,
+validation order and error codes, ids, tokens, lookups and their type quirks. Script
+what happens after a send with `FakePostal.deliver`, `load` and `click`, and make
+requests fail with `FakePostal.add_fault` and the fault classes below.
+"""
+
+from postal_sdk.testing._asgi import ConnectionDropUnsupportedError, FakeASGIApp
+from postal_sdk.testing._fake import DEFAULT_API_KEY, HOLD_EXPIRY_SECONDS, FakePostal
+from postal_sdk.testing._faults import (
+    BadGateway,
+    DropAfterProcessing,
+    DropBeforeProcessing,
+    Fault,
+    FaultRule,
+    IncompleteBody,
+    Latency,
+    NonJSONBody,
+    ServiceUnavailable,
+    TruncatedBody,
+)
+from postal_sdk.testing._mime import FakeAttachment
+from postal_sdk.testing._records import (
+    DeliveryStatus,
+    EventHook,
+    FakeClick,
+    FakeDelivery,
+    FakeEvent,
+    FakeLoad,
+    FakeMessage,
+    LoggedRequest,
+    OutboxEntry,
+    VerifiedDomain,
+)
+from postal_sdk.testing._routes import Endpoint
+from postal_sdk.testing._state import FakeServer
+from postal_sdk.testing._transport import FakeTransport
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "HOLD_EXPIRY_SECONDS",
+    "BadGateway",
+    "ConnectionDropUnsupportedError",
+    "DeliveryStatus",
+    "DropAfterProcessing",
+    "DropBeforeProcessing",
+    "Endpoint",
+    "EventHook",
+    "FakeASGIApp",
+    "FakeAttachment",
+    "FakeClick",
+    "FakeDelivery",
+    "FakeEvent",
+    "FakeLoad",
+    "FakeMessage",
+    "FakePostal",
+    "FakeServer",
+    "FakeTransport",
+    "Fault",
+    "FaultRule",
+    "IncompleteBody",
+    "Latency",
+    "LoggedRequest",
+    "NonJSONBody",
+    "OutboxEntry",
+    "ServiceUnavailable",
+    "TruncatedBody",
+    "VerifiedDomain",
+]

@@ -1,0 +1,327 @@
+"""`FakePostal`: the in-memory Postal users configure, script and inspect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from time import time as unix_time
+
+import attrs
+import httpx
+
+from postal_sdk.testing._asgi import FakeASGIApp
+from postal_sdk.testing._exchange import Exchange, HTTPRequest, HTTPResponse
+from postal_sdk.testing._faults import Fault, FaultRule
+from postal_sdk.testing._pipeline import Installation
+from postal_sdk.testing._records import (
+    DeliveryStatus,
+    EventHook,
+    FakeClick,
+    FakeDelivery,
+    FakeEvent,
+    FakeLoad,
+    FakeMessage,
+    LoggedRequest,
+    OutboxEntry,
+    VerifiedDomain,
+)
+from postal_sdk.testing._routes import fault_key
+from postal_sdk.testing._state import Directory, FakeServer, new_log_id
+from postal_sdk.testing._transport import FakeTransport
+
+DEFAULT_API_KEY = "fake-postal-api-key"
+"""The API key of the server a `FakePostal` starts with, unless another is given."""
+
+HOLD_EXPIRY_SECONDS = 7 * 24 * 3600
+"""Postal's default `maximum_hold_expiry_days`: a held message is held for 7 days."""
+
+_DEFAULT_DETAILS: Mapping[DeliveryStatus, str] = {
+    "Sent": "Message for {rcpt_to} accepted by the fake Postal's remote server",
+    "SoftFail": "The remote server for {rcpt_to} is unavailable; the message will be retried",
+    "HardFail": "Permanent SMTP delivery error when sending to {rcpt_to}",
+    "Held": "Credential is configured to hold all messages authenticated by it.",
+    "HoldCancelled": "The hold on this message has been removed without action.",
+    "Bounced": "We've received a bounce message for this e-mail.",
+    "Processed": "This message has been processed.",
+    "Error": "An internal error occurred while sending this message; it will be retried.",
+}
+# Only the SMTP and HTTP senders' attempts carry a log id.
+_SENDER_STATUSES = frozenset({"Sent", "SoftFail", "HardFail"})
+
+
+class FakePostal:
+    """An in-memory Postal that answers the HTTP API as the real one does.
+
+    It starts with one server, `server`, opened by `api_key` and allowed to send from
+    `domains`; add more with `add_server`. Talk to it in-process through `transport()`
+    (for `httpx.Client` and `httpx.AsyncClient`), or over real HTTP with `serve()` /
+    `serve_async()` (needs uvicorn, the `testing` extra), or mount `asgi_app` yourself.
+
+    `outbox` holds every accepted send, `requests` every request received. Script what
+    happens to a message afterwards with `deliver`, `load` and `click`; each calls the
+    `event_hooks`. Make requests fail with `add_fault`.
+
+    `hostname`, when set, is Postal's configured web hostname: a request with another
+    `Host` gets HTTP 403 with an empty body, as Rails' host authorization does.
+    """
+
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        *,
+        domains: Iterable[str | VerifiedDomain] = ("example.com",),
+        allow_sender: bool = False,
+        hostname: str | None = None,
+        return_path_domain: str = "rp.postal.example.com",
+    ) -> None:
+        self._directory = Directory()
+        self.event_hooks: list[EventHook] = []
+        """Callbacks run, in order, with the message and the event after each event."""
+        self._outbox: list[OutboxEntry] = []
+        self._requests: list[LoggedRequest] = []
+        self._fault_rules: list[FaultRule] = []
+        self._installation = Installation(
+            self._directory, hostname, return_path_domain, self._outbox.append
+        )
+        self._server = self.add_server(
+            "main", api_keys=[api_key], domains=domains, allow_sender=allow_sender
+        )
+        self._asgi_app = FakeASGIApp(self._exchange)
+
+    def __repr__(self) -> str:
+        return f"<FakePostal servers={list(self.servers)}>"
+
+    @property
+    def hostname(self) -> str | None:
+        """Postal's configured web hostname, if requests must use it."""
+        return self._installation.hostname
+
+    @property
+    def return_path_domain(self) -> str:
+        """The domain of every send/message Message-ID (`uuid@return_path_domain`)."""
+        return self._installation.return_path_domain
+
+    @property
+    def server(self) -> FakeServer:
+        """The server the fake started with, called "main"."""
+        return self._server
+
+    @property
+    def servers(self) -> Mapping[str, FakeServer]:
+        """Every server, by name."""
+        with self._directory.lock:
+            return dict(self._directory.servers)
+
+    def add_server(
+        self,
+        name: str,
+        *,
+        api_keys: Iterable[str] = (),
+        domains: Iterable[str | VerifiedDomain] = (),
+        allow_sender: bool = False,
+    ) -> FakeServer:
+        """Add a server opened by `api_keys` and allowed to send from `domains`."""
+        server = self._directory.add_server(name)
+        for key in api_keys:
+            server.add_api_key(key)
+        for domain in domains:
+            server.add_domain(domain)
+        server.allow_sender = allow_sender
+        return server
+
+    @property
+    def outbox(self) -> tuple[OutboxEntry, ...]:
+        """Every accepted send (send/message and send/raw), oldest first."""
+        with self._directory.lock:
+            return tuple(self._outbox)
+
+    @property
+    def requests(self) -> tuple[LoggedRequest, ...]:
+        """Every request received, handled or not, oldest first."""
+        with self._directory.lock:
+            return tuple(self._requests)
+
+    def message(self, message_id: int, *, server: FakeServer | None = None) -> FakeMessage:
+        """A message as it is now, by id on `server` (the main one by default)."""
+        return (server or self._server).message(message_id)
+
+    def deliver(
+        self,
+        message: int | FakeMessage,
+        status: DeliveryStatus = "Sent",
+        *,
+        details: str | None = None,
+        output: str | None = None,
+        sent_with_ssl: bool = False,
+        log_id: str | None = None,
+        time: float | None = None,
+        timestamp: float | None = None,
+        server: FakeServer | None = None,
+    ) -> FakeDelivery:
+        """Record a delivery attempt, as Postal's `create_delivery` does.
+
+        Appends a row to the message's deliveries and sets its status, `held` (for
+        "Held", with a hold expiry 7 days on) and `last_delivery_attempt`. `details`
+        defaults to a text fitting `status`; `log_id` defaults to a random id for the
+        sender statuses (Sent, SoftFail, HardFail). `timestamp` defaults to now.
+        `message` is an id on `server` (the main one by default) or a `FakeMessage`.
+        """
+        with self._directory.lock:
+            owner, current = self._resolve(message, server)
+            when = unix_time() if timestamp is None else timestamp
+            if details is None:
+                details = _DEFAULT_DETAILS[status].format(rcpt_to=current.rcpt_to)
+            if log_id is None and status in _SENDER_STATUSES:
+                log_id = new_log_id()
+            delivery = FakeDelivery(
+                id=owner.next_delivery_id(),
+                status=status,
+                details=details[:250],
+                output=None if output is None else output.strip()[:250],
+                sent_with_ssl=sent_with_ssl,
+                log_id=log_id,
+                time=time,
+                timestamp=when,
+            )
+            updated = attrs.evolve(
+                current,
+                status=status,
+                held=status == "Held",
+                hold_expiry=when + HOLD_EXPIRY_SECONDS if status == "Held" else None,
+                last_delivery_attempt=when,
+                deliveries=(*current.deliveries, delivery),
+            )
+            owner.update_message(updated)
+        self._notify(updated, delivery)
+        return delivery
+
+    def load(
+        self,
+        message: int | FakeMessage,
+        *,
+        ip_address: str | None = "192.0.2.1",
+        user_agent: str | None = "Mozilla/5.0 (fake Postal)",
+        timestamp: float | None = None,
+        server: FakeServer | None = None,
+    ) -> FakeLoad:
+        """Record an open of the message (its tracking image loaded)."""
+        event = FakeLoad(ip_address, user_agent, unix_time() if timestamp is None else timestamp)
+        with self._directory.lock:
+            owner, current = self._resolve(message, server)
+            updated = attrs.evolve(current, loads=(*current.loads, event))
+            owner.update_message(updated)
+        self._notify(updated, event)
+        return event
+
+    def click(
+        self,
+        message: int | FakeMessage,
+        url: str,
+        *,
+        ip_address: str | None = "192.0.2.1",
+        user_agent: str | None = "Mozilla/5.0 (fake Postal)",
+        timestamp: float | None = None,
+        server: FakeServer | None = None,
+    ) -> FakeClick:
+        """Record a click on a tracked link to `url` in the message."""
+        when = unix_time() if timestamp is None else timestamp
+        event = FakeClick(url, ip_address, user_agent, when)
+        with self._directory.lock:
+            owner, current = self._resolve(message, server)
+            updated = attrs.evolve(current, clicks=(*current.clicks, event))
+            owner.update_message(updated)
+        self._notify(updated, event)
+        return event
+
+    def add_fault(
+        self, fault: Fault, *, path: str | None = None, times: int | None = None
+    ) -> FaultRule:
+        """Apply `fault` to the next `times` requests (all of them when `None`).
+
+        `path` limits it to one action (`"send/message"` or `"/api/v1/send/message"`) or
+        any other path; `None` means every path. Rules are tried in the order they were
+        added, and the first one that applies is used.
+        """
+        rule = FaultRule(fault, path, times)
+        with self._directory.lock:
+            self._fault_rules.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        with self._directory.lock:
+            self._fault_rules.clear()
+
+    def transport(self) -> FakeTransport:
+        """An httpx transport to this fake, for `httpx.Client` and `httpx.AsyncClient`."""
+        return FakeTransport(self._exchange)
+
+    @property
+    def asgi_app(self) -> FakeASGIApp:
+        """This fake as a plain ASGI application."""
+        return self._asgi_app
+
+    @contextmanager
+    def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve the fake over HTTP with uvicorn in a background thread.
+
+        Yields the base URL (`http://127.0.0.1:PORT`, on a free port unless `port` is
+        given) once the server accepts connections, and stops it on exit.
+        """
+        from postal_sdk.testing._server import serve_in_thread
+
+        with serve_in_thread(self._asgi_app, host=host, port=port) as base_url:
+            yield base_url
+
+    @asynccontextmanager
+    async def serve_async(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """`serve()` for async code: starts and stops the server without blocking the loop."""
+        from postal_sdk.testing._server import serve_in_thread_async
+
+        async with serve_in_thread_async(self._asgi_app, host=host, port=port) as base_url:
+            yield base_url
+
+    def _resolve(
+        self, message: int | FakeMessage, server: FakeServer | None
+    ) -> tuple[FakeServer, FakeMessage]:
+        if isinstance(message, FakeMessage):
+            owner = self._directory.servers[message.server]
+            return owner, owner.message(message.id)
+        owner = server or self._server
+        return owner, owner.message(message)
+
+    def _notify(self, message: FakeMessage, event: FakeEvent) -> None:
+        for hook in list(self.event_hooks):
+            hook(message, event)
+
+    def _exchange(self, request: HTTPRequest) -> Exchange:
+        """Run one request through the faults and Postal, and log it."""
+        processed = False
+
+        def respond() -> HTTPResponse:
+            nonlocal processed
+            processed = True
+            return self._installation.respond(request)
+
+        with self._directory.lock:
+            key = fault_key(request.path)
+            rule = next((rule for rule in self._fault_rules if rule.matches(key)), None)
+            if rule is None:
+                exchange = Exchange(respond())
+            else:
+                rule.used += 1
+                exchange = rule.fault.apply(respond)
+            answered = exchange.response
+            self._requests.append(
+                LoggedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query,
+                    headers=httpx.Headers(list(request.headers)),
+                    body=request.body,
+                    processed=processed,
+                    fault=None if rule is None else rule.fault,
+                    status_code=None if answered is None else answered.status_code,
+                )
+            )
+            return exchange
