@@ -39,6 +39,13 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: bulk-send through send_many to the embedded fake Postal, and look up."""
+    session.install(".[cli]")
+    session.run("postal", "demo", *session.posargs)
+
+
+@nox.session
 def unasync(session: nox.Session) -> None:
     """Regenerate the sync code (src and tests) from the async code."""
     session.install(*LINT_TOOLS)
@@ -64,3 +71,27 @@ def tests(session: nox.Session) -> None:
         "--cov-fail-under=95",
         *session.posargs,
     )
+
+
+BENCH_TOOLS = ["aiohttp>=3.10", "matplotlib>=3.8", "psutil>=5.9"]
+THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
+"""The existing Python Postal clients the benchmark measures ours against."""
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
+
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    A third-party client that fails to install is reported as such, not fatal.
+    """
+    session.install(".[aiohttp]", *BENCH_TOOLS)
+    failed = []
+    for client in THIRD_PARTY_CLIENTS:
+        try:
+            session.install(client, silent=True)
+        except nox.command.CommandFailed:
+            failed.append(client)
+    # memory.py first: run.py's report includes its figures.
+    session.run("python", "benchmarks/memory.py")
+    session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))

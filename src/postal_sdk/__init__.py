@@ -10,8 +10,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from postal_sdk._async.client import AsyncPostal
+from postal_sdk._async.fanout import AsyncSendMany, SendOutcome, SendProgress
 from postal_sdk._retry import Backoff
 from postal_sdk._sync.client import Postal
+from postal_sdk._sync.fanout import SendMany
 from postal_sdk.errors import (
     APIConnectionError,
     APIError,
@@ -54,6 +56,7 @@ __all__ = [
     "APITimeoutError",
     "ActivityEntries",
     "AsyncPostal",
+    "AsyncSendMany",
     "Attachment",
     "AuthenticationError",
     "Backoff",
@@ -77,6 +80,9 @@ __all__ = [
     "Postal",
     "PostalError",
     "RawMessage",
+    "SendMany",
+    "SendOutcome",
+    "SendProgress",
     "SendResult",
     "SentMessage",
     "ServerSuspended",

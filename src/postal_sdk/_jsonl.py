@@ -1,0 +1,79 @@
+"""Reading messages from a JSONL file, one Postal send request per line.
+
+A line holds the JSON object Postal's API takes: send/message's parameters (`from`, `to`,
+`subject`, `plain_body`, `attachments` with base64 `data`, ...) or send/raw's (`mail_from`,
+`rcpt_to`, base64 `data`). A line that is not a valid message is reported with its number,
+and reading goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+import cattrs
+
+from postal_sdk._serde import converter
+from postal_sdk.errors import PostalError
+from postal_sdk.models import Message, RawMessage
+
+__all__ = ["BadLine", "message_from_json", "read_messages"]
+
+
+@attrs.frozen
+class BadLine:
+    """A line of the file that is not a valid message: its number, text and problem."""
+
+    line: int
+    text: str
+    problem: str
+
+
+def message_from_json(document: Any) -> Message | RawMessage:
+    """A `Message` (or a `RawMessage`, when `mail_from` is given) from a decoded JSON object.
+
+    Raises:
+        ValueError: The object is not a valid message; the text says which field.
+    """
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+    model: type[Message | RawMessage] = RawMessage if "mail_from" in document else Message
+    try:
+        return converter.structure(document, model)
+    except cattrs.ClassValidationError as exc:
+        problems = [_problem(error) for error in exc.exceptions]
+        raise ValueError("; ".join(problems)) from None
+    except PostalError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _problem(error: BaseException) -> str:
+    if isinstance(error, PostalError):
+        return str(error)
+    if isinstance(error, cattrs.BaseValidationError):
+        return "; ".join(_problem(inner) for inner in error.exceptions)
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return f"unknown field(s): {', '.join(sorted(error.extra_fields))}"
+    note = getattr(error, "__notes__", None)
+    where = f" ({note[-1]})" if note else ""
+    if isinstance(error, KeyError):
+        return f"a required field is missing{where}"
+    return f"{error}{where}"
+
+
+def read_messages(lines: Iterable[str]) -> Iterator[tuple[int, Message | RawMessage | BadLine]]:
+    """Each non-blank line's number (from 1) with its message, or a `BadLine` saying why not."""
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            yield number, BadLine(number, text.rstrip("\n"), f"not valid JSON: {exc}")
+            continue
+        try:
+            yield number, message_from_json(document)
+        except ValueError as exc:
+            yield number, BadLine(number, text.rstrip("\n"), str(exc))

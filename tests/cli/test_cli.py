@@ -1,0 +1,321 @@
+"""The `postal` command: each command's output, and one clear line for every failure."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from postal_sdk.cli import main
+from postal_sdk.testing import FakePostal
+from tests.cli.conftest import API_KEY
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_send_sends_one_message_and_prints_its_ids_as_json(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    attachment = tmp_path / "report.csv"
+    attachment.write_text("a,b\n")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello from a file")
+    before = len(postal_env.outbox)
+    status, out, err = run(
+        capsys,
+        "send",
+        "--from",
+        "App <app@example.com>",
+        "--to",
+        "john@example.org",
+        "--cc",
+        "mary@example.org",
+        "--subject",
+        "Hi",
+        "--text",
+        f"@{body}",
+        "--attach",
+        str(attachment),
+        "--tag",
+        "cli",
+        "--header",
+        "X-Campaign: spring",
+        "--json",
+    )
+    assert (status, err) == (0, "")
+    sent = json.loads(out)
+    assert set(sent["messages"]) == {"john@example.org", "mary@example.org"}
+    entry = postal_env.outbox[before]
+    assert entry.params["tag"] == "cli"
+    assert entry.params["headers"] == {"X-Campaign": "spring"}
+    assert base64.b64decode(entry.params["attachments"][0]["data"]) == b"a,b\n"
+    stored = postal_env.message(sent["messages"]["john@example.org"]["id"])
+    assert stored.plain_body is not None
+    assert "Hello from a file" in stored.plain_body
+
+
+def test_send_prints_a_table_for_people(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(
+        capsys, "send", "--from", "app@example.com", "--to", "john@example.org", "--text", "Hi"
+    )
+    assert status == 0
+    assert "john@example.org" in out
+    assert "token" in out
+
+
+def test_message_and_deliveries_show_what_postal_knows(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(
+        capsys,
+        "send",
+        "--from",
+        "app@example.com",
+        "--to",
+        "j@example.org",
+        "--text",
+        "Hi",
+        "--json",
+    )
+    message_id = json.loads(out)["messages"]["j@example.org"]["id"]
+    postal_env.deliver(message_id, "SoftFail", details="greylisted")
+    postal_env.deliver(message_id, "Sent", output="250 OK")
+
+    status, out, _ = run(capsys, "message", str(message_id), "--expand", "all", "--json")
+    info = json.loads(out)
+    assert status == 0
+    assert info["status"]["status"] == "Sent"
+    assert info["details"]["rcpt_to"] == "j@example.org"
+
+    status, out, _ = run(capsys, "message", str(message_id))
+    assert status == 0
+    assert "status=Sent" in out
+
+    status, out, _ = run(capsys, "deliveries", str(message_id), "--json")
+    assert [d["status"] for d in json.loads(out)] == ["SoftFail", "Sent"]
+    status, out, _ = run(capsys, "deliveries", str(message_id))
+    assert "greylisted" in out
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_send_many_sends_good_lines_and_writes_every_failure_with_its_line(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = {"from": "app@example.com", "to": ["a@example.org"], "plain_body": "Hi"}
+    raw = {
+        "mail_from": "app@example.com",
+        "rcpt_to": ["b@example.org"],
+        "data": base64.b64encode(b"From: app@example.com\r\n\r\nHi").decode(),
+    }
+    source = write_jsonl(
+        tmp_path / "batch.jsonl",
+        [
+            json.dumps(good),
+            "{not json",
+            json.dumps({"from": "app@example.com", "plain_body": "no recipient"}),
+            "",
+            json.dumps({**good, "from": "x@unverified.example.net"}),
+            json.dumps(raw),
+            json.dumps({**good, "subjcet": "typo"}),
+        ],
+    )
+    before = len(postal_env.outbox)
+    status, out, _ = run(capsys, "send-many", str(source), "--concurrency", "3", "--json")
+    summary = json.loads(out)
+    assert status == 1
+    assert (summary["sent"], summary["failed"]) == (2, 4)
+    assert summary["outcome_unknown"] == []
+    assert len(postal_env.outbox) == before + 2
+    failures = [
+        json.loads(line) for line in Path(summary["failures_file"]).read_text().splitlines()
+    ]
+    assert sorted(failure["line"] for failure in failures) == [2, 3, 5, 7]
+    by_line = {failure["line"]: failure for failure in failures}
+    assert by_line[5]["code"] == "UnauthenticatedFromAddress"
+    assert "no recipient" in by_line[3]["error"]
+    assert "subjcet" in by_line[7]["error"]
+    assert by_line[2]["input"] == "{not json"
+
+
+def test_send_many_of_a_clean_file_exits_zero_and_leaves_no_failures_file(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    message = {"from": "app@example.com", "to": "a@example.org", "plain_body": "Hi"}
+    source = write_jsonl(tmp_path / "ok.jsonl", [json.dumps(message)] * 25)
+    status, out, _ = run(capsys, "send-many", str(source))
+    assert status == 0
+    assert "25" in out
+    assert not (tmp_path / "ok.failed.jsonl").exists()
+
+
+def test_demo_bulk_sends_to_an_embedded_fake_and_looks_one_up(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POSTAL_BASE_URL", raising=False)
+    status, out, _ = run(capsys, "demo", "--count", "600", "--concurrency", "8", "--json")
+    summary_line, lookup_line = out.strip().splitlines()[-2:]
+    summary = json.loads(summary_line)
+    assert status == 0
+    assert (summary["sent"], summary["failed"]) == (599, 1)
+    assert summary["errors"] == {"UnauthenticatedFromAddress": 1}
+    lookup = json.loads(lookup_line)
+    assert lookup["message"]["status"]["status"] == "Sent"
+    assert [d["status"] for d in lookup["deliveries"]] == ["SoftFail", "Sent"]
+
+
+def test_demo_refuses_to_run_against_a_real_postal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSTAL_BASE_URL", "https://postal.example.com")
+    status, _, err = run(capsys, "demo")
+    assert status == 1
+    assert err.count("\n") == 1
+    assert "POSTAL_BASE_URL" in err
+
+
+def closed_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["deliveries", "1"], {"POSTAL_API_KEY": None}, "POSTAL_API_KEY"),
+        (["deliveries", "1", "--api-key", "wrong"], {}, "InvalidServerAPIKey"),
+        (["message", "999999"], {}, "MessageNotFound"),
+        (["send-many", "/no/such/file.jsonl"], {}, "No such file"),
+        (["send", "--from", "app@example.com", "--text", "Hi"], {}, "no recipient"),
+        (
+            [
+                "send",
+                "--from",
+                "a@example.com",
+                "--to",
+                "b@example.org",
+                "--text",
+                "x",
+                "--attach",
+                "/no/such/attachment.pdf",
+            ],
+            {},
+            "No such file",
+        ),
+        (
+            [
+                "send",
+                "--from",
+                "a@example.com",
+                "--to",
+                "b@example.org",
+                "--text",
+                "x",
+                "--header",
+                "no colon",
+            ],
+            {},
+            "Name: value",
+        ),
+        (["deliveries", "1"], {"POSTAL_BASE_URL": "http://127.0.0.1:{port}"}, "ConnectError"),
+    ],
+)
+def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
+    postal_env: FakePostal,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    env: dict[str, str | None],
+    expected: str,
+) -> None:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value.format(port=closed_port()))
+    status, out, err = run(capsys, *argv)
+    assert status == 1
+    assert out == ""
+    assert err.startswith("postal: error: ")
+    assert err.count("\n") == 1
+    assert expected in err
+    assert "Traceback" not in err
+    assert "wrong" not in err or "InvalidServerAPIKey" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["message", "abc"],
+        ["message", "0"],
+        ["message", "1", "--expand", "status,bogus"],
+        ["send-many", "f.jsonl", "--concurrency", "0"],
+        ["fake-server", "--port", "70000"],
+        ["nonsense"],
+    ],
+)
+def test_bad_arguments_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_fake_server_serves_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postal_sdk.cli", "fake-server", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        served = json.loads(process.stdout.readline())
+        assert served["base_url"].startswith("http://127.0.0.1:")
+        status = main(
+            ["deliveries", "1", "--base-url", served["base_url"], "--api-key", served["api_key"]]
+        )
+        assert status == 1  # no message 1 yet: a MessageNotFound from the live fake
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_key_given_on_the_command_line_works(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POSTAL_API_KEY")
+    status, out, _ = run(
+        capsys,
+        "send",
+        "--from",
+        "a@example.com",
+        "--to",
+        "b@example.org",
+        "--text",
+        "x",
+        "--api-key",
+        API_KEY,
+        "--json",
+    )
+    assert status == 0
+    assert "b@example.org" in json.loads(out)["messages"]
