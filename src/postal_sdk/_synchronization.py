@@ -26,7 +26,12 @@ class AsyncLimiter:
         return int(self._limiter.total_tokens)
 
     async def __aenter__(self) -> None:
-        await self._limiter.acquire()
+        try:
+            # A free slot is taken without a trip through the event loop; every request
+            # still yields to the loop while it waits for its reply.
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
 
     async def __aexit__(
         self,
