@@ -40,7 +40,7 @@ def test_head_runs_the_action_and_sends_no_body(
         ("OPTIONS", "/api/v1/send/message"),
         ("POST", "/api/v1/send/nothing"),
         ("POST", "/api/v2/send/message"),
-        ("GET", "/.well-known/jwks.json"),
+        ("POST", "/.well-known/jwks.json"),
     ],
 )
 def test_other_methods_and_paths_get_rails_404_page(

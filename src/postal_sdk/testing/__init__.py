@@ -16,6 +16,14 @@ It follows Postal's wire contract: authentication before parsing, the parameter 
 validation order and error codes, ids, tokens, lookups and their type quirks. Script
 what happens after a send with `FakePostal.deliver`, `load` and `click`, and make
 requests fail with `FakePostal.add_fault` and the fault classes below.
+
+Webhooks (needs the `webhooks` extra): the fake signs and POSTs Postal's events to the
+URLs given to `FakePostal.add_webhook`, retrying as Postal does, and serves its key at
+`/.well-known/jwks.json`::
+
+    fake.add_webhook("http://app/webhooks/postal", transport=httpx.ASGITransport(app))
+    fake.deliver(message_id, "Sent")
+    [attempt] = await fake.flush_webhooks_async()
 """
 
 from postal_sdk.testing._asgi import ConnectionDropUnsupportedError, FakeASGIApp
@@ -48,10 +56,19 @@ from postal_sdk.testing._records import (
 from postal_sdk.testing._routes import Endpoint
 from postal_sdk.testing._state import FakeServer
 from postal_sdk.testing._transport import FakeTransport
+from postal_sdk.testing._webhooks import (
+    WEBHOOK_RETRY_DELAYS,
+    WEBHOOK_TIMEOUT,
+    FakeWebhook,
+    WebhookAttempt,
+    WebhookRequest,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
     "HOLD_EXPIRY_SECONDS",
+    "WEBHOOK_RETRY_DELAYS",
+    "WEBHOOK_TIMEOUT",
     "BadGateway",
     "ConnectionDropUnsupportedError",
     "DeliveryStatus",
@@ -69,6 +86,7 @@ __all__ = [
     "FakePostal",
     "FakeServer",
     "FakeTransport",
+    "FakeWebhook",
     "Fault",
     "FaultRule",
     "IncompleteBody",
@@ -79,4 +97,6 @@ __all__ = [
     "ServiceUnavailable",
     "TruncatedBody",
     "VerifiedDomain",
+    "WebhookAttempt",
+    "WebhookRequest",
 ]

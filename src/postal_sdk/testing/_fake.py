@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from time import time as unix_time
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -28,6 +29,19 @@ from postal_sdk.testing._records import (
 from postal_sdk.testing._routes import fault_key
 from postal_sdk.testing._state import Directory, FakeServer, new_log_id
 from postal_sdk.testing._transport import FakeTransport
+from postal_sdk.testing._webhooks import (
+    WEBHOOK_RETRY_DELAYS,
+    WEBHOOK_TIMEOUT,
+    FakeWebhook,
+    SigningKey,
+    Transport,
+    WebhookAttempt,
+    WebhookDispatcher,
+    WebhookRequest,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_API_KEY = "fake-postal-api-key"
 """The API key of the server a `FakePostal` starts with, unless another is given."""
@@ -59,10 +73,14 @@ class FakePostal:
 
     `outbox` holds every accepted send, `requests` every request received. Script what
     happens to a message afterwards with `deliver`, `load` and `click`; each calls the
-    `event_hooks`. Make requests fail with `add_fault`.
+    `event_hooks` and sends the webhooks added with `add_webhook`. Make requests fail
+    with `add_fault`.
 
     `hostname`, when set, is Postal's configured web hostname: a request with another
     `Host` gets HTTP 403 with an empty body, as Rails' host authorization does.
+    `signing_key` is the installation's RSA key for webhooks and the JWKS at
+    `/.well-known/jwks.json` (generated on first use when not given; both need the
+    `webhooks` extra).
     """
 
     def __init__(
@@ -73,6 +91,7 @@ class FakePostal:
         allow_sender: bool = False,
         hostname: str | None = None,
         return_path_domain: str = "rp.postal.example.com",
+        signing_key: rsa.RSAPrivateKey | None = None,
     ) -> None:
         self._directory = Directory()
         self.event_hooks: list[EventHook] = []
@@ -80,8 +99,10 @@ class FakePostal:
         self._outbox: list[OutboxEntry] = []
         self._requests: list[LoggedRequest] = []
         self._fault_rules: list[FaultRule] = []
+        self._signing_key = SigningKey(signing_key)
+        self._webhooks = WebhookDispatcher(self._signing_key, return_path_domain)
         self._installation = Installation(
-            self._directory, hostname, return_path_domain, self._outbox.append
+            self._directory, hostname, return_path_domain, self._outbox.append, self._signing_key
         )
         self._server = self.add_server(
             "main", api_keys=[api_key], domains=domains, allow_sender=allow_sender
@@ -233,6 +254,89 @@ class FakePostal:
         self._notify(updated, event)
         return event
 
+    @property
+    def signing_key(self) -> rsa.RSAPrivateKey:
+        """The RSA key webhooks are signed with, and whose public half the JWKS serves.
+
+        Set it to rotate the key, as an operator replacing Postal's `signing.key` does:
+        later attempts, retries included, are signed with the new key.
+        """
+        return self._signing_key.get()
+
+    @signing_key.setter
+    def signing_key(self, key: rsa.RSAPrivateKey) -> None:
+        self._signing_key.replace(key)
+
+    def add_webhook(
+        self,
+        url: str,
+        *,
+        events: Iterable[str] | None = None,
+        transport: Transport | None = None,
+        timeout: float = WEBHOOK_TIMEOUT,
+        retry_delays: Sequence[float] = WEBHOOK_RETRY_DELAYS,
+        server: FakeServer | None = None,
+    ) -> FakeWebhook:
+        """Send `server`'s message events (the main server's by default) to `url`.
+
+        `events` names the events to send (`None`: all). Each event becomes a request
+        with its own uuid, signed with `signing_key` (`X-Postal-Signature`, `-256` and
+        `-KID`) and POSTed through `transport`: `None` for real HTTP, or any httpx
+        transport, such as `httpx.ASGITransport(app)` for an app in the same process.
+        Any 2xx answer is a success; anything else, or no answer within `timeout`
+        seconds, is retried with the same body after `retry_delays` (Postal's 2, 3, 6,
+        10 and 15 minutes unless shortened), up to `len(retry_delays) + 1` attempts.
+
+        With a synchronous transport (or `None`) the first attempt is made at once, by
+        the `deliver`, `load` or `click` that caused it. Requests over an async-only
+        transport (in async code, `httpx.AsyncHTTPTransport()` keeps real HTTP off the
+        event loop), and every retry, wait in `pending_webhooks` for `flush_webhooks()`
+        or `await flush_webhooks_async()`. An exception other than an httpx error (a bug
+        in the receiving app) is raised where the attempt was made (in an exception group
+        from `flush_webhooks_async`), and the request stays pending.
+
+        Events: `deliver` with Sent, SoftFail, HardFail or Held sends MessageSent,
+        MessageDelayed, MessageDeliveryFailed or MessageHeld; with Bounced it sends
+        MessageBounced, and stores the incoming bounce message it describes (other
+        statuses send nothing, as in Postal); `load` sends MessageLoaded; `click` sends
+        MessageLinkClicked. Needs the `webhooks` extra.
+        """
+        owner = server or self._server
+        webhook = FakeWebhook(url, owner.name, events, transport, timeout, retry_delays)
+        return self._webhooks.add(webhook)
+
+    @property
+    def webhooks(self) -> tuple[FakeWebhook, ...]:
+        """Every webhook added with `add_webhook`, oldest first."""
+        return self._webhooks.webhooks
+
+    @property
+    def pending_webhooks(self) -> tuple[WebhookRequest, ...]:
+        """The webhook requests neither delivered nor given up yet, oldest first."""
+        return self._webhooks.pending
+
+    @property
+    def webhook_log(self) -> tuple[WebhookAttempt, ...]:
+        """Every webhook attempt, as Postal's webhook log shows it, in the order they ended."""
+        return self._webhooks.log
+
+    def flush_webhooks(self) -> tuple[WebhookAttempt, ...]:
+        """Deliver every pending webhook request, retrying on schedule; the attempts made.
+
+        Returns when each request has succeeded or used all its attempts, sleeping out
+        the retry delays in between (shorten them with `add_webhook(retry_delays=...)`).
+        For webhooks with an async transport, use `flush_webhooks_async`.
+        """
+        return self._webhooks.flush()
+
+    async def flush_webhooks_async(self) -> tuple[WebhookAttempt, ...]:
+        """`flush_webhooks` for async code (asyncio or trio), for any transport.
+
+        Attempts that are due together run concurrently; an attempt that gets no answer
+        within its timeout fails, even from an in-process app that never answers.
+        """
+        return await self._webhooks.flush_async()
+
     def add_fault(
         self, fault: Fault, *, path: str | None = None, times: int | None = None
     ) -> FaultRule:
@@ -291,6 +395,8 @@ class FakePostal:
         return owner, owner.message(message)
 
     def _notify(self, message: FakeMessage, event: FakeEvent) -> None:
+        # Webhooks first: events a hook scripts in turn are then queued after this one.
+        self._webhooks.trigger(self._directory.servers[message.server], message, event)
         for hook in list(self.event_hooks):
             hook(message, event)
 

@@ -22,9 +22,10 @@ from postal_sdk.testing._responses import (
     wants_json,
     without_body,
 )
-from postal_sdk.testing._routes import ROUTED_METHODS, Endpoint, route
+from postal_sdk.testing._routes import JWKS_METHODS, ROUTED_METHODS, Endpoint, is_jwks, route
 from postal_sdk.testing._ruby import is_blank
 from postal_sdk.testing._state import Directory, FakeServer
+from postal_sdk.testing._webhooks import SigningKey
 
 DEFAULT_WEB_HOSTNAME = "postal.example.com"
 
@@ -34,20 +35,24 @@ class Installation:
     """A Postal installation: its settings and servers, answering HTTP requests.
 
     `hostname` is the configured web hostname; when it is `None` any Host is served.
-    Accepted sends are handed to `record_send`.
+    Accepted sends are handed to `record_send`. `signing_key` signs webhooks and is
+    served, without authentication, at `/.well-known/jwks.json`.
     """
 
     directory: Directory
     hostname: str | None
     return_path_domain: str
     record_send: Callable[[OutboxEntry], None]
+    signing_key: SigningKey
 
     def respond(self, request: HTTPRequest) -> HTTPResponse:
         """What Postal (Rails, then the API controller) answers to `request`."""
         if self.hostname is not None and not _host_matches(request, self.hostname):
             return blocked_host()
         found = route(request.path)
-        if found is None or request.method not in ROUTED_METHODS:
+        if is_jwks(request.path) and request.method in JWKS_METHODS:
+            response = self.signing_key.jwks_response()
+        elif found is None or request.method not in ROUTED_METHODS:
             response = rails_error(404, as_json=wants_json(request, None))
         else:
             response = self._run_action(found.endpoint, request, wants_json(request, found.format))

@@ -1,4 +1,4 @@
-"""Postal's routing table for the API: four actions, any of four methods (§1.1)."""
+"""Postal's routing table: the API's four actions, any of four methods (§1.1), and the JWKS."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ Endpoint = Literal["send/message", "send/raw", "messages/message", "messages/del
 ROUTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH"})
 """Every routed method runs the action; Rails answers HEAD through the GET route."""
 
+JWKS_METHODS = frozenset({"GET", "HEAD"})
+"""The methods of `get ".well-known/jwks.json"`, the signing key's route (§2.5)."""
+
 # Rails `match` routes take an optional `.format` suffix and ignore a trailing slash.
 _API_PATH = re.compile(
     r"/api/v1/(send/message|send/raw|messages/message|messages/deliveries)(?:\.([^/.]+))?/?"
 )
+
+_JWKS_PATH = re.compile(r"/\.well-known/jwks\.json/?")
 
 
 @attrs.frozen
@@ -33,6 +38,11 @@ def route(path: str) -> Route | None:
     if match is None:
         return None
     return Route(cast("Endpoint", match.group(1)), match.group(2))
+
+
+def is_jwks(path: str) -> bool:
+    """Whether `path` is where Postal serves its signing key as a JWK Set."""
+    return _JWKS_PATH.fullmatch(path) is not None
 
 
 def endpoint_of(path: str) -> Endpoint | None:
