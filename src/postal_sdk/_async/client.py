@@ -466,15 +466,14 @@ def _describe(error: httpx.HTTPError) -> str:
 
 def _request_headers(options: _Options) -> httpx.Headers:
     # Built once per client: httpx would otherwise normalise a dict on every request.
-    return httpx.Headers(
-        {
-            **options.headers,
-            "X-Server-API-Key": options.api_key,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": _USER_AGENT,
-        }
-    )
+    headers = httpx.Headers(options.headers)
+    # Assigning replaces a user header of the same name in any letter case: a second
+    # X-Server-API-Key would reach Postal as the two values joined, an unknown key.
+    headers["X-Server-API-Key"] = options.api_key
+    headers["Content-Type"] = "application/json"
+    headers["Accept"] = "application/json"
+    headers["User-Agent"] = _USER_AGENT
+    return headers
 
 
 def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -36,7 +36,10 @@ def serve_in_thread(app: ASGIApp, *, host: str, port: int) -> Iterator[str]:
         ) from exc
 
     # Binding here, not in uvicorn, gives the port (even an ephemeral one) before start.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns TCP_NODELAY on for accepted connections only
+    # when the listener's proto says TCP, and without it every reply that uvicorn writes in
+    # two parts waits ~40 ms for the client's delayed ACK.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
