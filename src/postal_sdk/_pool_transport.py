@@ -1,0 +1,117 @@
+"""An httpx transport over one httpcore connection pool on the SDK's own network backend.
+
+`httpx.AsyncHTTPTransport` cannot be given a network backend, so this is the few lines of
+it the SDK needs: httpx's request in, httpx's response out, and httpcore's errors turned
+into httpx's. The retry policy in `postal_sdk._retry` reads those errors' types, so the
+table below must keep httpx's meaning exactly: only a failure to connect says that
+nothing was sent.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator
+
+import httpcore
+import httpx
+
+from postal_sdk._asyncio_network import AutoBackend
+
+__all__ = ["AsyncPoolTransport"]
+
+# Most specific first: the first match wins.
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
+"""The roots of every error in `_ERRORS`; anything else is a bug and propagates as is."""
+
+
+def _httpx_error(error: Exception, request: httpx.Request) -> httpx.TransportError:
+    kind = next(target for source, target in _ERRORS if isinstance(error, source))
+    return kind(str(error), request=request)
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """The reply's body, read from httpcore; closing it gives the connection back."""
+
+    def __init__(self, response: httpcore.Response, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._response.stream
+        assert isinstance(stream, AsyncIterable)
+        try:
+            async for chunk in stream:
+                yield chunk
+        except _HTTPCORE_ERRORS as error:
+            raise _httpx_error(error, self._request) from error
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class AsyncPoolTransport(httpx.AsyncBaseTransport):
+    """One httpcore pool (HTTP/1.1, `ssl_context`, `limits`), asyncio-native under asyncio.
+
+    Under trio the pool runs on httpcore's own trio backend, exactly as httpx's would.
+    """
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext, limits: httpx.Limits, network: AutoBackend
+    ) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` on a pooled connection; the reply's body is read later."""
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await self._pool.handle_async_request(core_request)
+        except _HTTPCORE_ERRORS as error:
+            raise _httpx_error(error, request) from error
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response, request),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        """Close every connection in the pool."""
+        await self._pool.aclose()
