@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DIRECTORIES = [
     (ROOT / "src/postal_sdk/_async", ROOT / "src/postal_sdk/_sync"),
     (ROOT / "tests/client/_async", ROOT / "tests/client/_sync"),
+    (ROOT / "tests/e2e/_async", ROOT / "tests/e2e/_sync"),
 ]
 
 HAND_WRITTEN = {"fanout.py"}

@@ -98,7 +98,7 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
                 scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
             ),
             headers=request.headers.raw,
-            content=request.stream,
+            content=_body(request),
             extensions=request.extensions,
         )
         try:
@@ -115,3 +115,37 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every connection in the pool."""
         await self._pool.aclose()
+
+
+def _body(request: httpx.Request) -> AsyncIterable[bytes]:
+    # httpx's own request stream is an async generator: a send cancelled while writing it
+    # would leave it for the garbage collector to finalise, outside any task (trio warns;
+    # encode/httpx#3686). The SDK's bodies are bytes, so hand httpcore plain iterators.
+    try:
+        content = request.content
+    except httpx.RequestNotRead:
+        return request.stream  # type: ignore[return-value]
+    return _Body(content)
+
+
+class _Body:
+    """A body already in memory; each iteration (httpcore may start over) yields it once."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _Chunks:
+        return _Chunks([self._content] if self._content else [])
+
+
+class _Chunks:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._chunks:
+            raise StopAsyncIteration
+        return self._chunks.pop()

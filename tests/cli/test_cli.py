@@ -8,10 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from postal_sdk import Delivery
+from postal_sdk._cli_output import Progress, print_table, to_jsonable
 from postal_sdk.cli import main
 from postal_sdk.testing import FakePostal
 from tests.cli.conftest import API_KEY
@@ -267,6 +270,7 @@ def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
         ["message", "1", "--expand", "status,bogus"],
         ["send-many", "f.jsonl", "--concurrency", "0"],
         ["fake-server", "--port", "70000"],
+        ["fake-server", "--port", "http"],
         ["nonsense"],
     ],
 )
@@ -319,3 +323,110 @@ def test_the_key_given_on_the_command_line_works(
     )
     assert status == 0
     assert "b@example.org" in json.loads(out)["messages"]
+
+
+def test_bad_lines_of_every_kind_are_reported_with_their_problem(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = {"from": "app@example.com", "to": ["a@example.org"], "plain_body": "Hi"}
+    source = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            "[1, 2]",
+            json.dumps({"mail_from": "a@example.com", "rcpt_to": "b@example.org", "data": "eA=="}),
+            json.dumps({**good, "attachments": [{"name": "a.txt"}]}),
+            json.dumps({**good, "bounce": "no"}),
+        ],
+    )
+    failures = tmp_path / "failed-here.jsonl"
+    failures.write_text("left over from an earlier run\n")
+    status, out, _ = run(capsys, "send-many", str(source), "--failures", str(failures), "--json")
+    assert status == 1
+    assert json.loads(out)["failed"] == 4
+    problems = [json.loads(line)["error"] for line in failures.read_text().splitlines()]
+    assert len(problems) == 4
+    assert "expected a JSON object" in problems[0]
+    assert "rcpt_to" in problems[1]
+    assert "required field is missing" in problems[2]
+    assert "bounce" in problems[3]
+
+
+def test_a_message_with_attachments_is_summarised_in_the_table(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    attachment = tmp_path / "a.txt"
+    attachment.write_text("hello")
+    _, out, _ = run(
+        capsys,
+        "send",
+        "--from",
+        "app@example.com",
+        "--to",
+        "j@example.org",
+        "--text",
+        "Hi",
+        "--attach",
+        str(attachment),
+        "--json",
+    )
+    message_id = json.loads(out)["messages"]["j@example.org"]["id"]
+    status, out, _ = run(capsys, "message", str(message_id), "--expand", "all")
+    assert status == 0
+    assert "[1 item(s)]" in out
+
+
+def test_the_demo_prints_tables_for_people(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POSTAL_BASE_URL", raising=False)
+    status, out, _ = run(capsys, "demo", "--count", "20", "--concurrency", "4")
+    assert status == 0
+    assert "Sent 20 messages" in out
+    assert "Deliveries of message" in out
+    assert "SoftFail" in out
+
+
+def test_an_interrupted_command_exits_130_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("postal_sdk.cli.anyio.run", interrupted)
+    status, _, err = run(capsys, "deliveries", "1", "--base-url", "http://127.0.0.1:1")
+    assert status == 130
+    assert err == "postal: interrupted\n"
+
+
+def test_without_rich_tables_and_progress_are_plain_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for module in ("rich", "rich.console", "rich.table", "rich.progress"):
+        monkeypatch.setitem(sys.modules, module, None)
+    print_table("Title", ("id", "status"), [(1, "Sent"), (22, None)])
+    print_table("Untitled columns", (), [("sent", 3)])
+    with Progress(3, "sending") as progress:
+        for failed in (False, True, False):
+            progress.advance(failed=failed)
+    with Progress(None, "quiet", enabled=False) as progress:
+        progress.advance(failed=False)
+    out, err = capsys.readouterr()
+    assert out == "Title\nid  status\n1   Sent\n22\nUntitled columns\nsent  3\n"
+    assert err.startswith("\rsending: 1/3 (failed: 0)")
+    assert err.endswith("sending: 3/3 (failed: 1)\n")
+
+
+def test_json_output_of_a_model_has_iso_datetimes() -> None:
+    data = to_jsonable(
+        Delivery(
+            id=1,
+            status="Sent",
+            details=None,
+            output=None,
+            sent_with_ssl=True,
+            log_id=None,
+            time=None,
+            timestamp=datetime(2024, 4, 18, 14, 30, tzinfo=timezone.utc),
+        )
+    )
+    assert data["timestamp"] == "2024-04-18T14:30:00+00:00"

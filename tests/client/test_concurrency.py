@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from postal_sdk import AsyncPostal, Postal
+from postal_sdk.webhooks import jwks_document, sign_webhook_body
 from tests.client.support import API_KEY, BASE_URL, envelope
 
 
@@ -66,3 +68,30 @@ def test_sync_requests_in_flight_never_exceed_max_concurrency() -> None:
         list(pool.map(lambda _: client.get_deliveries(1), range(24)))
     assert counter.peak == 2
     assert client.max_concurrency == 2
+
+
+@pytest.mark.anyio
+async def test_concurrent_webhooks_fetch_the_keys_once_and_refetch_once_after_rotation(
+    signing_keys: list[rsa.RSAPrivateKey],
+) -> None:
+    old, new, _ = signing_keys
+    served = [old]
+    fetches = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        await anyio.sleep(0.01)  # every waiting verifier queues behind the first fetch
+        return httpx.Response(200, json=jwks_document(served[0].public_key()))
+
+    body = b'{"event":"Unknown","timestamp":1,"uuid":"u","payload":{}}'
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with http, AsyncPostal(BASE_URL, API_KEY, http_client=http) as client:
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(client.verify_webhook, body, sign_webhook_body(body, old))
+        served[0] = new
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(client.verify_webhook, body, sign_webhook_body(body, new))
+    assert fetches == 2

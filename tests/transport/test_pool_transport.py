@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from postal_sdk._asyncio_network import AutoBackend
-from postal_sdk._pool_transport import AsyncPoolTransport
+from postal_sdk._pool_transport import AsyncPoolTransport, _body
 from tests.transport.support import (
     ScriptedServer,
     answer_once,
@@ -190,3 +190,20 @@ async def test_any_other_error_is_not_disguised(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(transport._pool, "handle_async_request", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         await transport.handle_async_request(httpx.Request("GET", "http://postal.test/"))
+
+
+@pytest.mark.anyio
+async def test_a_body_in_memory_is_yielded_again_each_time_httpcore_starts_over() -> None:
+    body = _body(httpx.Request("POST", "http://postal.test", content=b"{}"))
+    assert [chunk async for chunk in body] == [b"{}"]
+    assert [chunk async for chunk in aiter(aiter(body))] == [b"{}"]
+    empty = _body(httpx.Request("GET", "http://postal.test"))
+    assert [chunk async for chunk in empty] == []
+
+
+def test_a_streamed_body_is_handed_to_httpcore_as_it_is() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"{}"
+
+    request = httpx.Request("POST", "http://postal.test", content=chunks())
+    assert _body(request) is request.stream
