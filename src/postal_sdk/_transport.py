@@ -32,7 +32,7 @@ import asyncio
 import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -225,7 +225,7 @@ def async_pooled_client(
         transport = _aiohttp_transport(max_connections)
     else:
         transport = AsyncShardedTransport(max_connections)
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
+    return _AsyncClient(transport=transport, timeout=timeout)
 
 
 def pooled_client(
@@ -237,7 +237,50 @@ def pooled_client(
             "http_backend",
             "'aiohttp' is for AsyncPostal under asyncio; the sync Postal uses 'httpx'",
         )
-    return httpx.Client(transport=ShardedTransport(max_connections), timeout=timeout)
+    return _Client(transport=ShardedTransport(max_connections), timeout=timeout)
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie store, without its cookiejar round trip for replies that set none.
+
+    httpx hands every reply to `http.cookiejar` (wrapping it and its request in urllib
+    look-alikes) even when there is no `Set-Cookie`: a tenth of a request's CPU. Postal's
+    API sets no cookies, but a reply that does is still handled as httpx would.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _CookieStore:
+    """Makes an httpx client keep its cookies in `_Cookies`."""
+
+    _sdk_cookies: _Cookies
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._sdk_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:  # httpx's CookieTypes, which it does not export
+        self._sdk_cookies = _Cookies(cookies)
+
+
+class _AsyncClient(_CookieStore, httpx.AsyncClient):
+    """The SDK's own `httpx.AsyncClient`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = None
+
+
+class _Client(_CookieStore, httpx.Client):
+    """The SDK's own `httpx.Client`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = None
 
 
 def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:

@@ -17,6 +17,13 @@ import pytest
 
 from postal_sdk._asyncio_network import AutoBackend
 from postal_sdk._pool_transport import AsyncPoolTransport, _body
+from postal_sdk._transport import (
+    _AsyncClient,
+    _Client,
+    _Cookies,
+    async_pooled_client,
+    pooled_client,
+)
 from tests.transport.support import (
     ScriptedServer,
     answer_once,
@@ -207,3 +214,30 @@ def test_a_streamed_body_is_handed_to_httpcore_as_it_is() -> None:
 
     request = httpx.Request("POST", "http://postal.test", content=chunks())
     assert _body(request) is request.stream
+
+
+def cookie_reply(request: httpx.Request) -> httpx.Response:
+    headers = {"Set-Cookie": "session=abc; Path=/"} if request.url.path == "/login" else {}
+    return httpx.Response(200, headers=headers, json={})
+
+
+def test_the_sdks_client_keeps_the_cookies_a_reply_sets_and_skips_the_jar_otherwise() -> None:
+    with _Client(transport=httpx.MockTransport(cookie_reply)) as client:
+        client.get("http://postal.test/api")
+        assert len(client.cookies.jar) == 0
+        client.get("http://postal.test/login")
+        assert client.cookies["session"] == "abc"
+        client.cookies = {"other": "1"}
+        assert dict(client.cookies) == {"other": "1"}
+    with pooled_client(4, httpx.Timeout(5.0)) as http:
+        assert isinstance(http.cookies, _Cookies)
+
+
+@pytest.mark.anyio
+async def test_the_sdks_async_client_keeps_the_cookies_a_reply_sets() -> None:
+    async with _AsyncClient(transport=httpx.MockTransport(cookie_reply)) as client:
+        await client.get("http://postal.test/login")
+        assert client.cookies["session"] == "abc"
+    http = async_pooled_client(4, httpx.Timeout(5.0))
+    assert isinstance(http.cookies, _Cookies)
+    await http.aclose()
