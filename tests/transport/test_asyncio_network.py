@@ -39,10 +39,6 @@ def sends(
     return handler
 
 
-def resets(connection: socket.socket, stopping: threading.Event) -> None:
-    abort(connection)
-
-
 def resets_later(connection: socket.socket, stopping: threading.Event) -> None:
     stopping.wait(0.3)
     abort(connection)
@@ -94,9 +90,18 @@ async def test_reads_in_pieces_no_larger_than_asked_and_reads_at_its_own_pace(
 
 
 async def test_a_reset_is_a_read_error_then_a_write_error(closing: list[AsyncioStream]) -> None:
-    with ScriptedServer(resets) as server:
+    connected = threading.Event()
+
+    def resets_once_connected(connection: socket.socket, stopping: threading.Event) -> None:
+        # A reset sent the moment the server accepts can reach the client before asyncio has
+        # seen its connect complete, which then fails as a connect error instead.
+        connected.wait(5)
+        abort(connection)
+
+    with ScriptedServer(resets_once_connected) as server:
         stream = await connect(server)
         closing.append(stream)
+        connected.set()
         with pytest.raises(httpcore.ReadError):
             await stream.read(1024, timeout=5)
         with pytest.raises(httpcore.WriteError):
