@@ -10,6 +10,7 @@ then `ruff` formats the result so the generated files pass the linters like any 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
@@ -69,6 +70,11 @@ def _header(source: Path) -> str:
 
 
 def _ruff(args: list[str], code: str, filename: Path) -> str:
+    if importlib.util.find_spec("ruff") is None:
+        raise SystemExit(
+            "scripts/unasync.py formats what it generates with ruff, which this Python lacks: "
+            "pip install ruff, or run `nox -s unasync` / `nox -s unasync_check`"
+        )
     result = subprocess.run(  # noqa: S603 - a fixed command line of our own
         [sys.executable, "-m", "ruff", *args, "--stdin-filename", str(filename), "-"],
         input=code,
