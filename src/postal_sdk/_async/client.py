@@ -395,12 +395,8 @@ class AsyncPostal:
         while True:
             try:
                 async with self._connection.limiter:
-                    response = await self._connection.http.request(
-                        method,
-                        self._url(path),
-                        content=body,
-                        headers=headers,
-                        timeout=options.timeout,
+                    response = await self._connection.http.send(
+                        self._build(method, path, body, headers)
                     )
             except httpx.HTTPError as error:
                 if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
@@ -425,6 +421,24 @@ class AsyncPostal:
                 continue
             logger.debug("%s %s: HTTP %d", method, path, response.status_code)
             return response
+
+    def _build(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> httpx.Request:
+        connection, url, timeout = self._connection, self._url(path), self._options.timeout
+        if connection.owns_http:
+            # The SDK's own client has no defaults to merge (headers, cookies, params,
+            # auth): building the request directly skips a tenth of httpx's work per send.
+            return httpx.Request(
+                method,
+                url,
+                content=body,
+                headers=headers,
+                extensions={"timeout": timeout.as_dict()},
+            )
+        return connection.http.build_request(
+            method, url, content=body, headers=headers, timeout=timeout
+        )
 
     def _url(self, path: str) -> httpx.URL:
         # Parsing the URL is a tenth of httpx's work per request: do it once per endpoint.

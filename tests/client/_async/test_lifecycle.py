@@ -55,16 +55,19 @@ async def test_leaving_the_block_closes_the_client() -> None:
     assert client.is_closed
 
 
-async def test_a_users_own_http_client_is_used_and_never_closed(
+async def test_a_users_own_http_client_is_used_with_its_defaults_and_never_closed(
     respx_mock: respx.MockRouter,
 ) -> None:
-    respx_mock.post(DELIVERIES_URL).mock(return_value=httpx.Response(200, json=envelope([])))
-    async with httpx.AsyncClient() as own:
+    route = respx_mock.post(DELIVERIES_URL).mock(
+        return_value=httpx.Response(200, json=envelope([]))
+    )
+    async with httpx.AsyncClient(headers={"X-Tenant": "acme"}) as own:
         client = AsyncPostal(BASE_URL, API_KEY, http_client=own)
         async with client:
             assert await client.get_deliveries(1) == []
         assert client.is_closed
         assert not own.is_closed
+    assert route.calls.last.request.headers["X-Tenant"] == "acme"  # its defaults still apply
 
 
 async def test_closing_a_copy_leaves_the_original_open(respx_mock: respx.MockRouter) -> None:
