@@ -38,6 +38,13 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", "tests/typing")
 
 
+@nox.session(python="3.10")
+def tests_oldest(session: nox.Session) -> None:
+    """The whole test suite on the oldest Python the SDK supports (coverage is `tests`')."""
+    session.install("-e", TEST_EXTRAS, *TEST_TOOLS)
+    session.run("pytest", "-q", *session.posargs)
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: bulk-send through send_many to the embedded fake Postal, and look up."""

@@ -298,7 +298,8 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     error_map: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
         (aiohttp.ClientConnectorError, httpx.ConnectError),
         (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-        (TimeoutError, httpx.ReadTimeout),
+        # Before Python 3.11 asyncio.TimeoutError, aiohttp's timeouts' base, is no TimeoutError.
+        (asyncio.TimeoutError, httpx.ReadTimeout),
         (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
         (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
         (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
@@ -330,7 +331,7 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
                     ),
                 ) as reply:
                     content = await reply.read()
-            except (aiohttp.ClientError, TimeoutError) as error:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 kind = next(target for source, target in error_map if isinstance(error, source))
                 raise kind(f"{type(error).__name__}: {error}", request=request) from error
             return httpx.Response(
