@@ -18,8 +18,11 @@ from postal_sdk import (
     Postal,
     PostalError,
     RawMessage,
+    SendOutcome,
+    SendProgress,
     SendResult,
 )
+from postal_sdk.webhooks import MessageSent, WebhookError, WebhookEvent
 
 
 async def send_welcome(postal: AsyncPostal) -> int:
@@ -64,3 +67,37 @@ def sync_lookup(base_url: str) -> str | None:
         except PostalError:
             raise
         return status.status if status else None
+
+
+async def send_bulk(postal: AsyncPostal, messages: list[Message]) -> list[int]:
+    failed: list[int] = []
+
+    def show(progress: SendProgress) -> None:
+        print(progress.completed, progress.failed)
+
+    async with postal.send_many(messages, concurrency=16, on_progress=show) as outcomes:
+        async for outcome in outcomes:
+            if outcome.ok and outcome.result is not None:
+                print(outcome.result.message_id)
+            else:
+                failed.append(outcome.index)
+    return failed
+
+
+def send_bulk_sync(postal: Postal, messages: list[Message | RawMessage]) -> int:
+    sent = 0
+    with postal.send_many(messages, ordered=True) as outcomes:
+        for outcome in outcomes:
+            checked: SendOutcome = outcome
+            sent += checked.ok
+    return sent
+
+
+async def handle_webhook(postal: AsyncPostal, body: bytes, headers: dict[str, str]) -> str:
+    try:
+        event: WebhookEvent = await postal.verify_webhook(body, headers)
+    except WebhookError as error:
+        return error.reason
+    if isinstance(event, MessageSent):
+        return event.payload.message.to
+    return event.idempotency_key
