@@ -410,15 +410,14 @@ class AsyncPostal:
                 )
                 message = f"{method} {path} failed: {_describe(error)}"
                 raise kind(redact(message, options.api_key)) from error
-            retry_after = retry_after_seconds(response.headers)
-            if (
-                response.status_code != 200
-                and retry < options.max_retries
-                and should_retry_status(response.status_code, retry_after, idempotent=idempotent)
-            ):
-                await self._before_retry(path, retry, retry_after, f"HTTP {response.status_code}")
-                retry += 1
-                continue
+            if response.status_code != 200 and retry < options.max_retries:
+                retry_after = retry_after_seconds(response.headers)
+                if should_retry_status(response.status_code, retry_after, idempotent=idempotent):
+                    await self._before_retry(
+                        path, retry, retry_after, f"HTTP {response.status_code}"
+                    )
+                    retry += 1
+                    continue
             logger.debug("%s %s: HTTP %d", method, path, response.status_code)
             return response
 
