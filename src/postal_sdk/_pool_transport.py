@@ -1,10 +1,10 @@
-"""An httpx transport over one httpcore connection pool on the SDK's own network backend.
+"""An httpx transport over one httpcore connection pool, for the SDK's client under trio.
 
-`httpx.AsyncHTTPTransport` cannot be given a network backend, so this is the few lines of
-it the SDK needs: httpx's request in, httpx's response out, and httpcore's errors turned
-into httpx's. The retry policy in `postal_sdk._retry` reads those errors' types, so the
-table below must keep httpx's meaning exactly: only a failure to connect says that
-nothing was sent.
+It is the few lines of `httpx.AsyncHTTPTransport` the SDK needs: httpx's request in,
+httpx's response out, and httpcore's errors turned into httpx's; with the request body
+handed over so that a cancelled send leaves no async generator behind (see `_body`).
+The retry policy in `postal_sdk._retry` reads the errors' types, so the table below must
+keep httpx's meaning exactly: only a failure to connect says that nothing was sent.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import httpcore
 import httpx
-
-from postal_sdk._asyncio_network import AutoBackend
 
 __all__ = ["AsyncPoolTransport"]
 
@@ -73,20 +71,14 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 
 class AsyncPoolTransport(httpx.AsyncBaseTransport):
-    """One httpcore pool (HTTP/1.1, `ssl_context`, `limits`), asyncio-native under asyncio.
+    """One httpcore pool (HTTP/1.1, `ssl_context`, `limits`) on httpcore's network backend."""
 
-    Under trio the pool runs on httpcore's own trio backend, exactly as httpx's would.
-    """
-
-    def __init__(
-        self, ssl_context: ssl.SSLContext, limits: httpx.Limits, network: AutoBackend
-    ) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=network,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

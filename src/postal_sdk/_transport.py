@@ -11,13 +11,15 @@ connections alive). Spreading requests over many pools of `SHARD_SIZE` connectio
 work constant per request, and picking the least busy pool means a request never queues
 behind a busy pool while another has a free connection.
 
-Why each async pool is the SDK's own `AsyncPoolTransport`, not `httpx.AsyncHTTPTransport`:
-under asyncio, httpcore's network backend goes through anyio and wraps every socket read
-and write in a cancel scope and a few checkpoints. The SDK's pools run httpcore on an
-asyncio-native backend instead (`postal_sdk._asyncio_network`), which httpx's transport
-cannot be given: about a fifth less CPU per request, measured on 2 cores (805 -> 660 us per
-message at 64 in flight, 900 -> 705 us at 1). Under trio they run on httpcore's own
-backend, as httpx's would. The sync pools stay plain `httpx.HTTPTransport`s: no anyio there.
+Why the async client under asyncio uses no httpcore pool at all: even sharded, httpcore
+and h11 cost some 300 us of CPU per request, more than the rest of a send together, and
+with a 20 ms server and 32 sends in flight the replies come in bursts that one core works
+through in series, so that CPU became latency (on 2 cores: 0.92x raw aiohttp's throughput).
+There, `postal_sdk._asyncio_pool`, the SDK's own HTTP/1.1 pool on asyncio's protocols,
+with an O(1) pool and no anyio cancel scopes or h11 state machine on the request path,
+does the work (1.01x raw aiohttp in the same benchmark). Under trio the sharded httpcore
+pools do it, on httpcore's own trio backend, as httpx's would. The sync pools stay plain
+`httpx.HTTPTransport`s.
 
 The optional `aiohttp` backend is httpx-aiohttp's transport, with its request path
 replaced: it reads the whole reply at once (the SDK always does) and maps aiohttp's errors to
@@ -30,19 +32,23 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
+import httpcore
 import httpx
+import sniffio
 
-from postal_sdk._asyncio_network import AutoBackend
+from postal_sdk._asyncio_pool import AsyncioPoolTransport
 from postal_sdk._pool_transport import AsyncPoolTransport
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [
     "HTTP_BACKENDS",
     "SHARD_SIZE",
+    "AsyncDefaultTransport",
     "AsyncShardedTransport",
     "HTTPBackend",
     "ShardedTransport",
@@ -113,12 +119,11 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
     the same TLS context, keep-alive and httpx errors; only the choice of pool is made here.
     """
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
         # One TLS context for all: building one loads the CA bundle, some 25 ms each.
-        tls = httpx.create_ssl_context()
-        network = AutoBackend()
+        tls = tls or httpx.create_ssl_context()
         self._shards = [
-            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE), network))
+            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE)))
             for _ in range(_shard_count(max_connections))
         ]
 
@@ -139,6 +144,40 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
         """Close every pool."""
         for shard in self._shards:
             await shard.transport.aclose()
+
+
+class AsyncDefaultTransport(httpx.AsyncBaseTransport):
+    """The SDK's own pool under asyncio, the sharded httpcore pools under trio.
+
+    Chosen at each request: the client is built outside any event loop, and one client
+    may serve several loops in turn.
+    """
+
+    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
+        tls = tls or httpx.create_ssl_context()
+        self._asyncio = AsyncioPoolTransport(tls, max_connections, _KEEPALIVE_EXPIRY)
+        self._sharded = AsyncShardedTransport(max_connections, tls)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` through the pool for the running event loop."""
+        if sniffio.current_async_library() == "asyncio" and not _httpcore_intercepted():
+            return await self._asyncio.handle_async_request(request)
+        return await self._sharded.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close both pools."""
+        await self._asyncio.aclose()
+        await self._sharded.aclose()
+
+
+_HTTPCORE_POOL_SEND = httpcore.AsyncConnectionPool.handle_async_request
+
+
+def _httpcore_intercepted() -> bool:
+    # respx, and mocking libraries like it, intercept httpx by patching httpcore's pool.
+    # While one does, requests go through httpcore, so that tests of code that uses the
+    # SDK see every request in their mock, as they would with httpx's own transport.
+    return httpcore.AsyncConnectionPool.handle_async_request is not _HTTPCORE_POOL_SEND
 
 
 class _Shard:
@@ -224,7 +263,7 @@ def async_pooled_client(
     if check_http_backend(backend) == "aiohttp":
         transport = _aiohttp_transport(max_connections)
     else:
-        transport = AsyncShardedTransport(max_connections)
+        transport = AsyncDefaultTransport(max_connections)
     return _AsyncClient(transport=transport, timeout=timeout)
 
 

@@ -73,6 +73,8 @@ class ScriptedServer:
             except TimeoutError:
                 continue
             self.connections += 1
+            # Known at once, not once its thread runs: stopping must be able to wake it.
+            self._connections.append(connection)
             thread = threading.Thread(target=self._play, args=(connection,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -92,25 +94,8 @@ class ScriptedServer:
 
 
 def read_request(connection: socket.socket) -> bool:
-    """Read one request (headers and a Content-Length body); False at end of stream."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        if not chunk:
-            return False
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = connection.recv(min(65536, length - len(body)))
-        if not chunk:
-            return False
-        body += chunk
-    return True
+    """Read one request (headers and body); False at end of stream."""
+    return read_message(connection) is not None
 
 
 def keep_alive(connection: socket.socket, stopping: threading.Event) -> None:
@@ -188,3 +173,125 @@ def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
     return server, client
+
+
+def read_message(connection: socket.socket) -> tuple[bytes, bytes] | None:
+    """Read one request as it was sent: its head, and its body with any chunk framing left
+    in; None at end of stream.
+
+    The body ends where its Content-Length or its last chunk says: the client under test
+    sends one request at a time on a connection, so nothing follows it in the socket.
+    """
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    body = bytearray(rest)  # appended to in place: bodies of many MiB arrive
+    fields = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    }
+    chunked = fields.get(b"transfer-encoding", b"").lower() == b"chunked"
+    length = int(fields.get(b"content-length", b"0"))
+    while not (_chunks_complete(body) if chunked else len(body) >= length):
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return head, bytes(body)
+
+
+def _chunks_complete(body: bytearray) -> bool:
+    # Walks the chunk framing, as sent without trailers, up to the last (empty) chunk.
+    position = 0
+    while True:
+        line_end = body.find(b"\r\n", position)
+        if line_end < 0:
+            return False
+        size = int(body[position:line_end].split(b";")[0], 16)
+        if size == 0:
+            return body[line_end + 2 :] == b"\r\n"
+        position = line_end + 2 + size + 2
+        if position > len(body):
+            return False
+
+
+class Script:
+    """Answers each request on a connection with the next of `replies`, then closes the
+    connection; or, with `close=False`, waits for the client to close it.
+
+    One script plays every connection it is given; what it saw is recorded across them.
+    """
+
+    def __init__(self, *replies: bytes, close: bool = True) -> None:
+        self.replies = replies
+        self.close = close
+        self.requests: list[tuple[bytes, bytes]] = []
+        """Each request's head and body, as sent."""
+        self.client_closed = threading.Event()
+        """Set once the client has closed a connection this script waited on."""
+
+    def __call__(self, connection: socket.socket, stopping: threading.Event) -> None:
+        for reply in self.replies:
+            request = read_message(connection)
+            if request is None:
+                return
+            self.requests.append(request)
+            connection.sendall(reply)
+        if self.close:
+            return
+        # Whatever the client sends now is read and dropped, until its end of stream.
+        while connection.recv(65536):
+            pass
+        if not stopping.is_set():
+            self.client_closed.set()
+
+
+class Gate:
+    """Answers every request on a connection with `reply`, but only once `opened` is set.
+
+    Counts the requests that have arrived, and the connections open at once.
+    """
+
+    def __init__(self, reply: bytes = OK) -> None:
+        self.reply = reply
+        self.opened = threading.Event()
+        self.requests = 0
+        self.active = 0
+        self.peak = 0
+        """The most connections ever open at once."""
+        self._lock = threading.Lock()
+
+    def __call__(self, connection: socket.socket, stopping: threading.Event) -> None:
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            while read_request(connection):
+                with self._lock:
+                    self.requests += 1
+                while not self.opened.wait(0.01):
+                    if stopping.is_set():
+                        return
+                connection.sendall(self.reply)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def in_turn(*handlers: Handler) -> Handler:
+    """A handler playing the first connection with the first of `handlers`, the second with
+    the second, and so on; the last plays every connection after."""
+    lock = threading.Lock()
+    accepted = [0]
+
+    def play(connection: socket.socket, stopping: threading.Event) -> None:
+        with lock:
+            index = min(accepted[0], len(handlers) - 1)
+            accepted[0] += 1
+        handlers[index](connection, stopping)
+
+    return play

@@ -288,7 +288,7 @@ class AsyncSendMany:
     async def _work(self) -> None:
         try:
             while True:
-                await self._window.acquire()
+                await self._take_room()
                 taken = await self._take()
                 if taken is None:
                     self._window.release()
@@ -305,6 +305,15 @@ class AsyncSendMany:
         finally:
             self._workers -= 1
             self._wakeup.set()
+
+    async def _take_room(self) -> None:
+        try:
+            # Room in the window is taken without a trip through the event loop: that trip
+            # would put the next send behind every reply waiting to be read (a worker
+            # still yields to the loop while it waits for its own reply).
+            self._window.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._window.acquire()
 
     async def _take(self) -> tuple[int, object] | None:
         """The next message and its index, or `None` once the input is done (or failed)."""
