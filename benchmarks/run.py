@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from report import ANYMAIL_THREADS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -262,7 +263,7 @@ def pyostal(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     return asyncio.run(main())
 
 
-def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+def _anymail_connection(url: str) -> Any:
     import django
     from django.conf import settings
 
@@ -272,15 +273,54 @@ def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
         INSTALLED_APPS=["anymail"],
     )
     django.setup()
-    from django.core.mail import EmailMessage, get_connection
+    from django.core.mail import get_connection
+
+    connection = get_connection()
+    connection.open()
+    return connection
+
+
+def _anymail_message(connection: Any) -> Any:
+    from django.core.mail import EmailMessage
+
+    return EmailMessage(SUBJECT, BODY, FROM, [TO], connection=connection)
+
+
+def _anymail_sent(message: Any) -> bool:
+    return bool(message.anymail_status.status == {"queued"})
+
+
+def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    # Django's own bulk call: the backend is handed `concurrency` messages at a time, and
+    # sends them one after another, as it does for its users.
+    connection = _anymail_connection(url)
+
+    def window_of(length: float) -> dict[str, float]:
+        window = Window(length)
+        while window.open():
+            batch = [_anymail_message(connection) for _ in range(concurrency)]
+            connection.send_messages(batch)
+            for message in batch:
+                window.count(_anymail_sent(message))
+        return window.close()
+
+    window_of(WARM_UP_SECONDS)
+    return window_of(seconds)
+
+
+def anymail_threads(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    # What a caller gets by adding a thread pool of their own around anymail.
+    _anymail_connection(url)
 
     def make_send() -> Callable[[], bool]:
+        from django.core.mail import get_connection
+
         connection = get_connection()
         connection.open()
 
         def send() -> bool:
-            message = EmailMessage(SUBJECT, BODY, FROM, [TO], connection=connection)
-            return message.send() == 1 and message.anymail_status.status == {"queued"}  # type: ignore[attr-defined]
+            message = _anymail_message(connection)
+            return message.send() == 1 and _anymail_sent(message)
 
         return send
 
@@ -290,7 +330,7 @@ def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
 CLIENTS: dict[str, tuple[str | None, Callable[[str, int, float], dict[str, float]]]] = {
     "raw aiohttp": (None, raw_aiohttp),
     "raw httpx, default pool": (None, _raw_httpx(_httpx_default)),
-    "raw httpx, SDK's sharded pool": (None, _raw_httpx(_httpx_sdk_pool("httpx"))),
+    "raw httpx, SDK's default transport": (None, _raw_httpx(_httpx_sdk_pool("httpx"))),
     "raw httpx, SDK's aiohttp transport": (None, _raw_httpx(_httpx_sdk_pool("aiohttp"))),
     "AsyncPostal (default)": (None, _sdk("httpx")),
     "AsyncPostal (aiohttp extra)": (None, _sdk("aiohttp")),
@@ -298,6 +338,7 @@ CLIENTS: dict[str, tuple[str | None, Callable[[str, int, float], dict[str, float
     "postal-py (async)": ("postal-py", postal_py),
     "pyostal": ("pyostal", pyostal),
     "django-anymail (Postal backend)": ("django-anymail", anymail),
+    ANYMAIL_THREADS: ("django-anymail", anymail_threads),
 }
 """Display name: (pip distribution or None for ours and the raw clients, the measurement)."""
 
