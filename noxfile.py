@@ -18,6 +18,9 @@ TEST_TOOLS = [
     "trio>=0.25",
     "hypothesis>=6.100",
     "fastapi>=0.110",
+    # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
+    # on it too. No Windows wheels: those tests skip there.
+    "uvloop>=0.19; sys_platform != 'win32'",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import select
 import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterable
+from typing import cast
 
 import httpx
 
@@ -64,8 +66,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol: called by the loop.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always an `asyncio.Transport`: uvloop's are not.
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -363,18 +365,26 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     ) -> _Connection:
         scheme, host, port = origin
         hostname = host.decode("ascii")
-        tls = scheme == b"https"
-        _, connection = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _Connection(loop, origin),
+        tls_context = self._ssl_context if scheme == b"https" else None
+        server_hostname = hostname if tls_context is not None else None
+
+        def factory() -> _Connection:
+            return _Connection(loop, origin)
+
+        if _races_addresses(loop):
+            opening = loop.create_connection(
+                factory,
                 hostname,
                 port,
-                ssl=self._ssl_context if tls else None,
-                server_hostname=hostname if tls else None,
+                ssl=tls_context,
+                server_hostname=server_hostname,
                 happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
-            ),
-            timeout,
-        )
+            )
+        else:
+            opening = loop.create_connection(
+                factory, hostname, port, ssl=tls_context, server_hostname=server_hostname
+            )
+        _, connection = await asyncio.wait_for(opening, timeout)
         return connection
 
     def _release(self, connection: _Connection) -> None:
@@ -396,6 +406,24 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
             if not waiter.done():
                 waiter.set_result(True)
                 return
+
+
+_RACES_ADDRESSES: dict[type[asyncio.AbstractEventLoop], bool] = {}
+
+
+def _races_addresses(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `loop.create_connection` takes `happy_eyeballs_delay`.
+
+    uvloop, the loop uvicorn runs FastAPI on when it is installed, refuses the argument.
+    """
+    kind = type(loop)
+    if kind not in _RACES_ADDRESSES:
+        try:
+            races = "happy_eyeballs_delay" in inspect.signature(kind.create_connection).parameters
+        except (TypeError, ValueError):  # a signature that cannot be read: assume not
+            races = False
+        _RACES_ADDRESSES[kind] = races
+    return _RACES_ADDRESSES[kind]
 
 
 def _origin(url: httpx.URL) -> _Origin:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.util
 import ipaddress
 import socket
 import ssl
@@ -18,12 +19,22 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+UVLOOP = pytest.param(
+    ("asyncio", {"use_uvloop": True}),
+    id="uvloop",
+    marks=pytest.mark.skipif(
+        importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
+    ),
+)
+"""asyncio on uvloop (what uvicorn runs FastAPI on when it is installed), for `anyio_backend`."""
 
 Handler = Callable[[socket.socket, threading.Event], None]
 """Plays one connection; the event is set when the server stops (stop stalling then)."""

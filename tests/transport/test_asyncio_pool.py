@@ -28,6 +28,7 @@ from postal_sdk import _asyncio_pool
 from postal_sdk._asyncio_pool import AsyncioPoolTransport
 from tests.transport.support import (
     OK,
+    UVLOOP,
     Gate,
     Script,
     ScriptedServer,
@@ -54,10 +55,10 @@ BIG = bytes(range(256)) * (16 * 1024)
 """A 4 MiB reply body: well past the transport's 256 KiB read buffer."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """The transport is asyncio's alone: the suite's default of both loops does not apply."""
-    return "asyncio"
+@pytest.fixture(params=["asyncio", UVLOOP])
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """The transport is asyncio's alone, on asyncio's own loop and on uvloop's."""
+    return request.param
 
 
 @pytest.fixture

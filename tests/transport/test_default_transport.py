@@ -26,6 +26,7 @@ from postal_sdk._transport import (
     pooled_client,
 )
 from tests.transport.support import (
+    UVLOOP,
     ScriptedServer,
     answer_once,
     keep_alive,
@@ -38,6 +39,13 @@ from tests.transport.support import (
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio", UVLOOP])
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Both event loops the SDK supports, and asyncio on uvloop too."""
+    return request.param
+
 
 SHORT = httpx.Timeout(5.0, read=0.2, write=0.2)
 
