@@ -22,6 +22,7 @@ from postal_sdk.testing import (
     FakePostal,
 )
 from postal_sdk.webhooks import (
+    DomainDNSError,
     MessageBounced,
     MessageDelayed,
     MessageDeliveryFailed,
@@ -29,6 +30,8 @@ from postal_sdk.webhooks import (
     MessageLinkClicked,
     MessageLoaded,
     MessageSent,
+    SendLimitApproaching,
+    SendLimitExceeded,
     WebhookKeySet,
     WebhookVerifier,
     compute_kid,
@@ -711,6 +714,213 @@ def test_a_new_signing_key_signs_later_attempts_and_is_served(
     assert served == jwks_document(next_key.public_key())
 
 
+# Events about the server itself
+
+
+def test_a_dns_check_that_finds_a_problem_sends_domain_dns_error(fake: FakePostal) -> None:
+    receiver = Receiver()
+    fake.add_webhook(URL, transport=receiver.transport())
+    [domain] = fake.server.domains
+
+    found = fake.check_dns(
+        "example.com",
+        spf_status="Invalid",
+        spf_error="SPF record exists but doesn't include spf.postal.example.com",
+        mx_status="Missing",
+        mx_error="There are no MX records for example.com",
+        checked_at=1713450642.118,
+    )
+
+    assert found
+    [request] = receiver.requests
+    event = parse_event(request.content)
+    assert isinstance(event, DomainDNSError)
+    payload = event.payload
+    assert (payload.domain, payload.uuid) == ("example.com", domain.uuid)
+    assert payload.dns_checked_at is not None
+    assert payload.dns_checked_at.timestamp() == pytest.approx(1713450642.118)
+    assert (payload.spf_status, payload.dkim_status, payload.mx_status) == (
+        "Invalid",
+        "OK",
+        "Missing",
+    )
+    assert payload.spf_error == "SPF record exists but doesn't include spf.postal.example.com"
+    assert payload.dkim_error is None
+    assert (payload.return_path_status, payload.return_path_error) == ("OK", None)
+    # Rails writes the check's time as it writes every time in JSON.
+    assert json.loads(request.content)["payload"]["dns_checked_at"] == "2024-04-18T14:30:42.118Z"
+
+
+def test_the_server_object_describes_the_fake_server(fake: FakePostal) -> None:
+    other = fake.add_server("Billing Mail", api_keys=["billing"], domains=["billing.example"])
+    receiver = Receiver()
+    fake.add_webhook(URL, transport=receiver.transport(), server=other)
+
+    fake.check_dns("billing.example", dkim_status="Missing", server=other)
+
+    server = parse_event(receiver.requests[0].content).payload.server  # type: ignore[union-attr]
+    assert (server.uuid, server.name) == (other.uuid, "Billing Mail")
+    assert (server.permalink, server.organization) == ("billing-mail", other.organization)
+    assert other.uuid != fake.server.uuid
+
+
+def test_a_dns_check_that_finds_nothing_wrong_sends_nothing(fake: FakePostal) -> None:
+    receiver = Receiver()
+    fake.add_webhook(URL, transport=receiver.transport())
+
+    assert not fake.check_dns("example.com")
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    ("domain", "changes", "error", "match"),
+    [
+        ("other.example", {}, ValueError, "has no domain 'other.example'"),
+        ("example.com", {"spf_status": "Broken"}, ValueError, "spf_status must be one of"),
+        ("example.com", {"mx_error": 42}, TypeError, "mx_error must be a str"),
+    ],
+)
+def test_a_dns_check_of_what_postal_would_not_check_is_refused(
+    fake: FakePostal, domain: str, changes: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    receiver = Receiver()
+    fake.add_webhook(URL, transport=receiver.transport())
+
+    with pytest.raises(error, match=match):
+        fake.check_dns(domain, **changes)
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(
+    ("volume", "expected"),
+    [
+        *((0, None), (89, None), (90, SendLimitApproaching), (99, SendLimitApproaching)),
+        *((100, SendLimitExceeded), (250, SendLimitExceeded)),
+    ],
+)
+def test_the_send_limit_notice_follows_the_volume(
+    fake: FakePostal, volume: int, expected: type[SendLimitApproaching | SendLimitExceeded] | None
+) -> None:
+    receiver = Receiver()
+    fake.add_webhook(URL, transport=receiver.transport())
+
+    sent = fake.check_send_limit(volume, 100)
+
+    assert sent == (None if expected is None else expected.__name__)
+    events = [parse_event(request.content) for request in receiver.requests]
+    assert [type(event) for event in events] == ([] if expected is None else [expected])
+    for event in events:
+        assert isinstance(event, (SendLimitApproaching, SendLimitExceeded))
+        assert (event.payload.volume, event.payload.limit) == (volume, 100)
+        assert event.payload.server.name == "main"
+
+
+def test_only_webhooks_for_all_events_get_send_limit_notices(fake: FakePostal) -> None:
+    everything, chosen = Receiver(), Receiver()
+    fake.add_webhook(URL, transport=everything.transport())
+    fake.add_webhook(URL, events=["MessageSent", "DomainDNSError"], transport=chosen.transport())
+
+    fake.check_send_limit(100, 100)
+    fake.check_dns("example.com", dkim_status="Invalid")
+
+    assert [parse_event(r.content).event for r in everything.requests] == [
+        "SendLimitExceeded",
+        "DomainDNSError",
+    ]
+    assert [parse_event(r.content).event for r in chosen.requests] == ["DomainDNSError"]
+
+
+@pytest.mark.parametrize(
+    ("volume", "limit", "match"),
+    [(-1, 10, "volume"), (5, 0, "no limit"), (True, 10, "volume"), (5, 2.5, "limit")],
+)
+def test_a_send_limit_notice_with_impossible_figures_is_refused(
+    fake: FakePostal, volume: Any, limit: Any, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        fake.check_send_limit(volume, limit)
+
+
+# Removing a webhook
+
+
+def test_a_removed_webhook_gets_no_more_events_and_its_pending_requests_go(
+    fake: FakePostal,
+) -> None:
+    kept, removed = Receiver(500), Receiver(500)
+    keep = fake.add_webhook(URL, transport=kept.transport(), retry_delays=QUICK)
+    drop = fake.add_webhook("https://other.test/hook", transport=removed.transport())
+    message_id = send(fake)
+    fake.deliver(message_id, "Sent")
+    assert len(fake.pending_webhooks) == 2
+
+    fake.remove_webhook(drop)
+    fake.deliver(message_id, "Held")
+    fake.flush_webhooks()
+
+    assert fake.webhooks == (keep,)
+    assert len(removed.requests) == 1  # the first attempt, made before it was removed
+    # MessageHeld's first attempt is made at once; MessageSent's retry by the flush.
+    assert [parse_event(r.content).event for r in kept.requests] == [
+        "MessageSent",
+        "MessageHeld",
+        "MessageSent",
+    ]
+    assert not fake.pending_webhooks
+
+
+@pytest.mark.anyio
+async def test_a_webhook_removed_during_a_flush_is_not_tried_again(fake: FakePostal) -> None:
+    attempted = anyio.Event()
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await read_body(receive)
+        attempted.set()
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    webhook = fake.add_webhook(URL, transport=httpx.ASGITransport(failing), retry_delays=(0.2,) * 5)
+    fake.deliver(send(fake), "Sent")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(fake.flush_webhooks_async)
+            await attempted.wait()
+            # The flush now waits out the retry delay, with the request in hand.
+            fake.remove_webhook(webhook)
+
+    assert [attempt.will_retry for attempt in fake.webhook_log] == [True]
+    assert not fake.pending_webhooks
+
+
+def test_a_webhook_removed_while_its_request_is_attempted_is_not_retried(
+    fake: FakePostal,
+) -> None:
+    webhooks = []
+
+    def remove_then_fail(request: httpx.Request) -> httpx.Response:
+        fake.remove_webhook(webhooks[0])
+        return httpx.Response(500)
+
+    webhooks.append(fake.add_webhook(URL, transport=httpx.MockTransport(remove_then_fail)))
+    fake.deliver(send(fake), "Sent")
+
+    assert [attempt.will_retry for attempt in fake.webhook_log] == [True]
+    assert not fake.pending_webhooks
+    assert fake.flush_webhooks() == ()
+
+
+def test_removing_a_webhook_the_fake_does_not_have_is_refused(fake: FakePostal) -> None:
+    webhook = fake.add_webhook(URL, transport=Receiver().transport())
+    fake.remove_webhook(webhook)
+
+    with pytest.raises(ValueError, match="is not a webhook of this fake"):
+        fake.remove_webhook(webhook)
+    twin = FakePostal().add_webhook(URL, transport=Receiver().transport())
+    with pytest.raises(ValueError, match="is not a webhook of this fake"):
+        fake.remove_webhook(twin)
+
+
 # Configuration
 
 
@@ -721,6 +931,7 @@ def test_a_new_signing_key_signs_later_attempts_and_is_served(
         ({"url": "http://app.test/a b"}, ValueError, "plain characters"),
         ({"events": ["MessageSent", "MessageOpened"]}, ValueError, "MessageOpened"),
         ({"events": []}, ValueError, "at least one event"),
+        ({"events": ["SendLimitExceeded"]}, ValueError, "only to webhooks for all events"),
         ({"timeout": 0}, ValueError, "timeout"),
         ({"timeout": float("inf")}, ValueError, "timeout"),
         ({"retry_delays": (1, -1)}, ValueError, "retry_delays"),

@@ -14,8 +14,9 @@ Over real HTTP (needs uvicorn, the `testing` extra)::
 
 It follows Postal's wire contract: authentication before parsing, the parameter rules,
 validation order and error codes, ids, tokens, lookups and their type quirks. Script
-what happens after a send with `FakePostal.deliver`, `load` and `click`, and make
-requests fail with `FakePostal.add_fault` and the fault classes below.
+what happens after a send with `FakePostal.deliver`, `load` and `click`, and Postal's
+scheduled checks with `check_dns` and `check_send_limit`; make requests fail with
+`FakePostal.add_fault` and the fault classes below.
 
 Webhooks (needs the `webhooks` extra): the fake signs and POSTs Postal's events to the
 URLs given to `FakePostal.add_webhook`, retrying as Postal does, and serves its key at
@@ -43,6 +44,7 @@ from postal_sdk.testing._faults import (
 from postal_sdk.testing._mime import FakeAttachment
 from postal_sdk.testing._records import (
     DeliveryStatus,
+    DNSStatus,
     EventHook,
     FakeClick,
     FakeDelivery,
@@ -51,6 +53,7 @@ from postal_sdk.testing._records import (
     FakeMessage,
     LoggedRequest,
     OutboxEntry,
+    SendLimitEventName,
     VerifiedDomain,
 )
 from postal_sdk.testing._routes import Endpoint
@@ -71,6 +74,7 @@ __all__ = [
     "WEBHOOK_TIMEOUT",
     "BadGateway",
     "ConnectionDropUnsupportedError",
+    "DNSStatus",
     "DeliveryStatus",
     "DropAfterProcessing",
     "DropBeforeProcessing",
@@ -94,6 +98,7 @@ __all__ = [
     "LoggedRequest",
     "NonJSONBody",
     "OutboxEntry",
+    "SendLimitEventName",
     "ServiceUnavailable",
     "TruncatedBody",
     "VerifiedDomain",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from time import time as unix_time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -15,7 +15,9 @@ from postal_sdk.testing._exchange import Exchange, HTTPRequest, HTTPResponse
 from postal_sdk.testing._faults import Fault, FaultRule
 from postal_sdk.testing._pipeline import Installation
 from postal_sdk.testing._records import (
+    DNS_STATUSES,
     DeliveryStatus,
+    DNSStatus,
     EventHook,
     FakeClick,
     FakeDelivery,
@@ -24,9 +26,11 @@ from postal_sdk.testing._records import (
     FakeMessage,
     LoggedRequest,
     OutboxEntry,
+    SendLimitEventName,
     VerifiedDomain,
 )
 from postal_sdk.testing._routes import fault_key
+from postal_sdk.testing._ruby import rails_time
 from postal_sdk.testing._state import Directory, FakeServer, new_log_id
 from postal_sdk.testing._transport import FakeTransport
 from postal_sdk.testing._webhooks import (
@@ -38,6 +42,7 @@ from postal_sdk.testing._webhooks import (
     WebhookAttempt,
     WebhookDispatcher,
     WebhookRequest,
+    server_hash,
 )
 
 if TYPE_CHECKING:
@@ -254,6 +259,84 @@ class FakePostal:
         self._notify(updated, event)
         return event
 
+    def check_dns(
+        self,
+        domain: str,
+        *,
+        spf_status: DNSStatus = "OK",
+        spf_error: str | None = None,
+        dkim_status: DNSStatus = "OK",
+        dkim_error: str | None = None,
+        mx_status: DNSStatus = "OK",
+        mx_error: str | None = None,
+        return_path_status: DNSStatus = "OK",
+        return_path_error: str | None = None,
+        checked_at: float | None = None,
+        server: FakeServer | None = None,
+    ) -> bool:
+        """Run Postal's scheduled DNS check of one of `server`'s domains, with these results.
+
+        Each status is "OK", "Missing" or "Invalid", and its error the text Postal shows
+        for a problem (`None` with "OK"). A check that finds a problem sends the
+        DomainDNSError webhook; one that finds none sends nothing. `checked_at` defaults
+        to now. Returns whether a problem was found.
+        """
+        owner = server or self._server
+        found = next((known for known in owner.domains if known.name == domain), None)
+        if found is None:
+            raise ValueError(f"the server {owner.name!r} has no domain {domain!r}")
+        checks = {
+            "spf": (spf_status, spf_error),
+            "dkim": (dkim_status, dkim_error),
+            "mx": (mx_status, mx_error),
+            "return_path": (return_path_status, return_path_error),
+        }
+        payload: dict[str, Any] = {
+            "server": server_hash(owner),
+            "domain": found.name,
+            "uuid": found.uuid,
+            "dns_checked_at": rails_time(unix_time() if checked_at is None else checked_at),
+        }
+        for record, (status, error) in checks.items():
+            if status not in DNS_STATUSES:
+                raise ValueError(
+                    f"{record}_status must be one of {', '.join(DNS_STATUSES)}, not {status!r}"
+                )
+            if error is not None and not isinstance(error, str):
+                raise TypeError(f"{record}_error must be a str or None, not {type(error).__name__}")
+            payload[f"{record}_status"] = status
+            payload[f"{record}_error"] = error
+        problem = any(status != "OK" for status, _ in checks.values())
+        if problem:
+            self._webhooks.trigger_server_event(owner, "DomainDNSError", payload)
+        return problem
+
+    def check_send_limit(
+        self, volume: int, limit: int, *, server: FakeServer | None = None
+    ) -> SendLimitEventName | None:
+        """Run Postal's scheduled send-limit notice: `volume` messages in the last hour.
+
+        At `limit` or more it sends SendLimitExceeded; at 90% of `limit` or more,
+        SendLimitApproaching; below, nothing. Postal sends these only to webhooks for all
+        events. Returns the event sent, if any. (The fake does not hold messages over the
+        limit: script that with `deliver(..., "Held")`.)
+        """
+        for name, value in (("volume", volume), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, not {value!r}")
+        if limit == 0:
+            raise ValueError("a server with a send limit of 0 has no limit")
+        event: SendLimitEventName | None = None
+        if volume >= limit:
+            event = "SendLimitExceeded"
+        elif volume >= 0.9 * limit:
+            event = "SendLimitApproaching"
+        if event is not None:
+            owner = server or self._server
+            payload = {"server": server_hash(owner), "volume": volume, "limit": limit}
+            self._webhooks.trigger_server_event(owner, event, payload)
+        return event
+
     @property
     def signing_key(self) -> rsa.RSAPrivateKey:
         """The RSA key webhooks are signed with, and whose public half the JWKS serves.
@@ -299,7 +382,10 @@ class FakePostal:
         MessageDelayed, MessageDeliveryFailed or MessageHeld; with Bounced it sends
         MessageBounced, and stores the incoming bounce message it describes (other
         statuses send nothing, as in Postal); `load` sends MessageLoaded; `click` sends
-        MessageLinkClicked. Needs the `webhooks` extra.
+        MessageLinkClicked; `check_dns` that finds a problem sends DomainDNSError;
+        `check_send_limit` sends SendLimitApproaching or SendLimitExceeded, which Postal
+        sends only to webhooks for all events, so `events` cannot name them. Needs the
+        `webhooks` extra.
         """
         owner = server or self._server
         webhook = FakeWebhook(url, owner.name, events, transport, timeout, retry_delays)
@@ -309,6 +395,14 @@ class FakePostal:
     def webhooks(self) -> tuple[FakeWebhook, ...]:
         """Every webhook added with `add_webhook`, oldest first."""
         return self._webhooks.webhooks
+
+    def remove_webhook(self, webhook: FakeWebhook) -> None:
+        """Stop sending events to `webhook` (as `add_webhook` returned it).
+
+        Its requests not yet delivered are dropped with it, as Postal deletes a webhook's
+        queued requests with the webhook. `ValueError` if it is not a webhook of this fake.
+        """
+        self._webhooks.remove(webhook)
 
     @property
     def pending_webhooks(self) -> tuple[WebhookRequest, ...]:

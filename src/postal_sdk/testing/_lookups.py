@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from postal_sdk.testing._records import FakeMessage
 from postal_sdk.testing._responses import Reply, ServerCrash, error, parameter_error, success
-from postal_sdk.testing._ruby import encode64, is_blank
+from postal_sdk.testing._ruby import encode64, is_blank, rails_time
 from postal_sdk.testing._state import FakeServer
 
 if TYPE_CHECKING:
@@ -65,11 +64,6 @@ def _find_message(server: FakeServer, params: dict[str, Any]) -> FakeMessage | R
         return error("MessageNotFound", not_found)
 
 
-def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _status(message: FakeMessage) -> dict[str, Any]:
     return {
         "status": message.status,
@@ -113,7 +107,7 @@ def _activity_entries(message: FakeMessage) -> dict[str, Any]:
             {
                 "ip_address": load.ip_address,
                 "user_agent": load.user_agent,
-                "timestamp": _iso(load.timestamp),
+                "timestamp": rails_time(load.timestamp),
             }
             for load in loads
         ],
@@ -122,7 +116,7 @@ def _activity_entries(message: FakeMessage) -> dict[str, Any]:
                 "url": click.url,
                 "ip_address": click.ip_address,
                 "user_agent": click.user_agent,
-                "timestamp": _iso(click.timestamp),
+                "timestamp": rails_time(click.timestamp),
             }
             for click in clicks
         ],

@@ -7,6 +7,7 @@ All are frozen snapshots. A message's later deliveries and activity produce a ne
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -22,6 +23,14 @@ DeliveryStatus = Literal[
 ]
 """A delivery row's status: Postal's message status vocabulary, without `Pending`."""
 
+DNSStatus = Literal["OK", "Missing", "Invalid"]
+"""What Postal's DNS check found for one record of a domain."""
+
+DNS_STATUSES: tuple[DNSStatus, ...] = ("OK", "Missing", "Invalid")
+
+SendLimitEventName = Literal["SendLimitApproaching", "SendLimitExceeded"]
+"""The webhook events of a server's send limit."""
+
 
 @attrs.frozen
 class VerifiedDomain:
@@ -34,6 +43,8 @@ class VerifiedDomain:
 
     name: str
     use_for_any: bool = False
+    uuid: str = attrs.field(factory=lambda: str(uuid.uuid4()), eq=False, repr=False)
+    """The domain's uuid, as its DomainDNSError webhooks name it."""
 
 
 @attrs.frozen

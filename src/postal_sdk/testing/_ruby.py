@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import string
+from datetime import datetime, timezone
 from typing import Any
 
 _BASE64_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/")
@@ -88,6 +89,18 @@ _RAILS_JSON_ESCAPES = {
     "\u2028": "\\u2028",
     "\u2029": "\\u2029",
 }
+
+
+def rails_time(timestamp: float) -> str:
+    """A time as Rails renders one in JSON: ISO 8601 in UTC, with milliseconds."""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parameterize(text: str) -> str:
+    """ActiveSupport's `String#parameterize` of an ASCII text: lower case, with each run of
+    other characters (and of "-") as one "-", none at either end."""
+    return re.sub(r"(?:[^a-z0-9\-_]|-)+", "-", text.lower()).strip("-")
 
 
 def rails_json(value: Any) -> bytes:

@@ -10,11 +10,12 @@ import secrets
 import string
 import threading
 import time
+import uuid
 
 from postal_sdk.testing import _mime
 from postal_sdk.testing._records import FakeMessage, VerifiedDomain
 from postal_sdk.testing._responses import ServerCrash
-from postal_sdk.testing._ruby import is_blank, strip_name_from_address
+from postal_sdk.testing._ruby import is_blank, parameterize, strip_name_from_address
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UPPER_ALPHANUMERIC = string.ascii_uppercase + string.digits
@@ -28,6 +29,10 @@ def new_token() -> str:
 def new_log_id() -> str:
     """A sender log id: 8 random uppercase alphanumeric characters."""
     return "".join(secrets.choice(_UPPER_ALPHANUMERIC) for _ in range(8))
+
+
+ORGANIZATION = "fake-organization"
+"""The permalink of the one organization every fake server belongs to."""
 
 
 class Directory:
@@ -72,6 +77,7 @@ class FakeServer:
 
     def __init__(self, name: str, directory: Directory) -> None:
         self._name = name
+        self._uuid = str(uuid.uuid4())
         self._directory = directory
         self._api_keys: list[str] = []
         self._domains: list[VerifiedDomain] = []
@@ -88,6 +94,21 @@ class FakeServer:
     def name(self) -> str:
         """The server's name, unique within its fake."""
         return self._name
+
+    @property
+    def uuid(self) -> str:
+        """The server's uuid, as webhooks about the server name it."""
+        return self._uuid
+
+    @property
+    def permalink(self) -> str:
+        """The server's permalink: its name, parameterized as Postal does on creation."""
+        return parameterize(self._name)
+
+    @property
+    def organization(self) -> str:
+        """The permalink of the server's organization (every fake server's is the same)."""
+        return ORGANIZATION
 
     @property
     def api_keys(self) -> tuple[str, ...]:

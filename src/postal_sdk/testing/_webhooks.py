@@ -56,6 +56,10 @@ _DELIVERY_EVENTS: Mapping[str, str] = {
     "HardFail": "MessageDeliveryFailed",
     "Held": "MessageHeld",
 }
+ALL_EVENTS_ONLY = frozenset({"SendLimitApproaching", "SendLimitExceeded"})
+"""Events a webhook cannot choose in Postal (`WebhookEvent::EVENTS` lacks them): only
+webhooks for all events receive them."""
+
 # `Webhook#url`'s format, with `%` and `@` as newer Postal versions allow.
 _URL_FORMAT = re.compile(r"https?://[a-z0-9\-._?=&/+:%@]+", re.IGNORECASE)
 
@@ -73,6 +77,12 @@ def _check_events(events: Iterable[str] | None) -> frozenset[str] | None:
     unknown = sorted(chosen - EVENT_TYPES.keys())
     if unknown:
         raise ValueError(f"unknown webhook events {unknown}; Postal's are {sorted(EVENT_TYPES)}")
+    unselectable = sorted(chosen & ALL_EVENTS_ONLY)
+    if unselectable:
+        raise ValueError(
+            f"Postal sends {unselectable} only to webhooks for all events (events=None): "
+            "a webhook cannot choose them"
+        )
     if not chosen:
         raise ValueError("a webhook needs at least one event, or events=None for all of them")
     return chosen
@@ -241,6 +251,16 @@ def _generate_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def server_hash(server: FakeServer) -> dict[str, Any]:
+    """`Server#webhook_hash`: the server object of the domain and send-limit events."""
+    return {
+        "uuid": server.uuid,
+        "name": server.name,
+        "permalink": server.permalink,
+        "organization": server.organization,
+    }
+
+
 def message_hash(message: FakeMessage) -> dict[str, Any]:
     """`Message#webhook_hash`: the message object the events embed."""
     return {
@@ -348,14 +368,33 @@ class WebhookDispatcher:
         Queues one request per webhook of the server that receives the event, then makes
         the first attempt of those whose transport is synchronous.
         """
-        with self._lock:
-            webhooks = [webhook for webhook in self._webhooks if webhook.server == server.name]
+        webhooks = self._webhooks_of(server)
         if not webhooks:
             return
         found = self._event(server, message, event, webhooks)
-        if found is None:
-            return
-        name, payload = found
+        if found is not None:
+            self._send(webhooks, *found)
+
+    def trigger_server_event(self, server: FakeServer, name: str, payload: dict[str, Any]) -> None:
+        """`trigger` for an event about the server itself, not one of its messages."""
+        self._send(self._webhooks_of(server), name, payload)
+
+    def remove(self, webhook: FakeWebhook) -> None:
+        """Stop sending events to `webhook`, and drop its requests not yet delivered."""
+        with self._lock:
+            if not any(configured is webhook for configured in self._webhooks):
+                raise ValueError(f"{webhook!r} is not a webhook of this fake")
+            self._webhooks = [
+                configured for configured in self._webhooks if configured is not webhook
+            ]
+            self._pending = [p for p in self._pending if p.request.webhook is not webhook]
+
+    def _webhooks_of(self, server: FakeServer) -> list[FakeWebhook]:
+        with self._lock:
+            return [webhook for webhook in self._webhooks if webhook.server == server.name]
+
+    def _send(self, webhooks: Sequence[FakeWebhook], name: str, payload: dict[str, Any]) -> None:
+        """Queue one request per webhook that receives `name`; try the synchronous ones."""
         timestamp = time.time()
         created = []
         for webhook in webhooks:
@@ -425,7 +464,7 @@ class WebhookDispatcher:
         owned: list[_Pending] = []
         try:
             while True:
-                owned += self._claim()
+                owned = [*self._still_pending(owned), *self._claim()]
                 if not owned:
                     return tuple(made)
                 wait = min(pending.due for pending in owned) - time.monotonic()
@@ -453,7 +492,7 @@ class WebhookDispatcher:
 
         try:
             while True:
-                owned += self._claim()
+                owned = [*self._still_pending(owned), *self._claim()]
                 if not owned:
                     return tuple(made)
                 wait = min(pending.due for pending in owned) - time.monotonic()
@@ -473,6 +512,11 @@ class WebhookDispatcher:
                 pending.claimed = True
             return free
 
+    def _still_pending(self, claimed: Iterable[_Pending]) -> list[_Pending]:
+        # A request of a webhook removed meanwhile is not attempted again.
+        with self._lock:
+            return [pending for pending in claimed if pending in self._pending]
+
     def _release(self, claimed: Iterable[_Pending]) -> None:
         with self._lock:
             for pending in claimed:
@@ -483,6 +527,8 @@ class WebhookDispatcher:
         with self._lock:
             self._log.append(attempt)
             pending.attempts = attempt.attempt
+            if pending not in self._pending:
+                return True  # its webhook was removed meanwhile
             if attempt.will_retry:
                 delays = pending.request.webhook.retry_delays
                 pending.due = time.monotonic() + delays[attempt.attempt - 1]
