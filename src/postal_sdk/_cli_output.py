@@ -18,7 +18,15 @@ import attrs
 
 from postal_sdk._serde import converter
 
-__all__ = ["Progress", "print_json", "print_table", "to_jsonable"]
+__all__ = ["Progress", "one_line", "print_json", "print_table", "to_jsonable"]
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line for stderr (an OS error names its file)."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.strerror or text}: {error.filename}"
+    return " ".join(text.split())
 
 
 def to_jsonable(value: Any) -> Any:

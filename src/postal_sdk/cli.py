@@ -4,7 +4,7 @@
     postal send-many messages.jsonl --concurrency 50
     postal message 123 --expand status,details
     postal deliveries 123
-    postal fake-server --port 5000
+    postal fake-server --port 5000 --webhook http://127.0.0.1:8000/postal --deliver Sent
     postal demo
 
 The server and key come from `--base-url`/`--api-key` or `POSTAL_BASE_URL`/`POSTAL_API_KEY`.
@@ -23,18 +23,21 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.to_thread
+import httpx
 
 from postal_sdk._async.client import AsyncPostal
 from postal_sdk._cli_bulk import BulkReport, FailureLog, count_lines, jsonl_messages, send_all
-from postal_sdk._cli_output import print_json, print_table, to_jsonable
+from postal_sdk._cli_fake_server import DELIVERY_STATUSES, FakeAutomation, print_fake_server
+from postal_sdk._cli_output import one_line, print_json, print_table, to_jsonable
 from postal_sdk.errors import PostalError
 from postal_sdk.models import EXPANSIONS, Attachment, Delivery, Message, MessageInfo
 
 if TYPE_CHECKING:
-    from postal_sdk.testing import FakePostal
+    from postal_sdk.testing import DeliveryStatus, FakePostal
 
 __all__ = ["main"]
 
@@ -46,6 +49,10 @@ DEFAULT_FAKE_KEY = "fake-postal-api-key-0001"
 
 class CommandError(Exception):
     """A failure to report as one line on stderr."""
+
+
+class UsageError(CommandError):
+    """Bad input that argparse could not check: one line on stderr, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,17 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("postal: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        print(f"postal: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except (CommandError, PostalError, OSError) as exc:
-        print(f"postal: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"postal: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return status
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    if isinstance(error, OSError) and error.filename is not None:
-        text = f"{error.strerror or text}: {error.filename}"
-    return " ".join(text.split())
 
 
 def _client(args: argparse.Namespace) -> AsyncPostal:
@@ -202,20 +205,38 @@ def _print_report(title: str, report: BulkReport, failures: FailureLog, *, as_js
 
 def _fake_server(args: argparse.Namespace) -> int:
     fake = _new_fake(args.api_key or DEFAULT_FAKE_KEY, args.domain)
-    with fake.serve(port=args.port) as base_url:
-        if args.json:
-            print(json.dumps({"base_url": base_url, "api_key": fake.server.api_keys[0]}))
-        else:
-            print(f"Fake Postal serving at {base_url}")
-            print(f"  API key:          {fake.server.api_keys[0]}")
-            print(f"  verified domains: {', '.join(d.name for d in fake.server.domains)}")
-            print("Press Ctrl-C to stop.")
-        sys.stdout.flush()
-        stop = threading.Event()
-        with contextlib.suppress(KeyboardInterrupt):
+    for url in args.webhook:
+        _add_webhook(fake, url)
+    chosen: str = args.deliver or ("Sent" if args.webhook else "none")
+    # argparse's choices leave only DELIVERY_STATUSES and "none".
+    status = None if chosen == "none" else cast("DeliveryStatus", chosen)
+    with contextlib.ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(fake.serve(port=args.port))
+        except ImportError as exc:  # uvicorn, from the `cli` or `testing` extra
+            raise CommandError(str(exc)) from None
+        with FakeAutomation(fake, status), contextlib.suppress(KeyboardInterrupt):
+            # Printed once all is running, where Ctrl-C is a clean stop: scripts wait for it.
+            print_fake_server(fake, base_url, status, as_json=args.json)
+            stop = threading.Event()
             while not stop.wait(0.5):
                 pass
     return EXIT_OK
+
+
+def _add_webhook(fake: FakePostal, url: str) -> None:
+    try:
+        # Postal's own check first; then what it lets through but no request could reach.
+        fake.add_webhook(url)
+        if not httpx.URL(url).host:
+            raise ValueError(f"{url!r} has no host")
+    except ImportError:
+        raise CommandError(
+            "--webhook needs the 'webhooks' extra (the cryptography package): "
+            "pip install 'postal-sdk[webhooks]'"
+        ) from None
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise UsageError(f"argument --webhook: {exc}") from None
 
 
 def _new_fake(api_key: str, domains: Sequence[str]) -> FakePostal:
@@ -354,6 +375,21 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a verified sending domain (repeatable; default: example.com)",
+    )
+    fake.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST every event of the server to URL, signed as Postal does (repeatable; "
+        "needs the webhooks extra); keys at BASE_URL/.well-known/jwks.json",
+    )
+    fake.add_argument(
+        "--deliver",
+        choices=[*DELIVERY_STATUSES, "none"],
+        metavar="STATUS",
+        help="deliver every accepted message at once as STATUS: "
+        f"{', '.join(DELIVERY_STATUSES)} or none (default: Sent with --webhook, else none)",
     )
 
     demo = commands.add_parser(

@@ -271,6 +271,7 @@ def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
         ["send-many", "f.jsonl", "--concurrency", "0"],
         ["fake-server", "--port", "70000"],
         ["fake-server", "--port", "http"],
+        ["fake-server", "--deliver", "Delivered"],
         ["nonsense"],
     ],
 )
