@@ -263,7 +263,7 @@ def pyostal(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     return asyncio.run(main())
 
 
-def _anymail_connection(url: str) -> Any:
+def _configure_anymail(url: str) -> None:
     import django
     from django.conf import settings
 
@@ -273,6 +273,9 @@ def _anymail_connection(url: str) -> Any:
         INSTALLED_APPS=["anymail"],
     )
     django.setup()
+
+
+def _anymail_connection() -> Any:
     from django.core.mail import get_connection
 
     connection = get_connection()
@@ -293,7 +296,8 @@ def _anymail_sent(message: Any) -> bool:
 def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     # Django's own bulk call: the backend is handed `concurrency` messages at a time, and
     # sends them one after another, as it does for its users.
-    connection = _anymail_connection(url)
+    _configure_anymail(url)
+    connection = _anymail_connection()
 
     def window_of(length: float) -> dict[str, float]:
         window = Window(length)
@@ -310,13 +314,10 @@ def anymail(url: str, concurrency: int, seconds: float) -> dict[str, float]:
 
 def anymail_threads(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     # What a caller gets by adding a thread pool of their own around anymail.
-    _anymail_connection(url)
+    _configure_anymail(url)
 
     def make_send() -> Callable[[], bool]:
-        from django.core.mail import get_connection
-
-        connection = get_connection()
-        connection.open()
+        connection = _anymail_connection()
 
         def send() -> bool:
             message = _anymail_message(connection)

@@ -270,12 +270,16 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         else:
             self._discard(connection)
         # A stream, not `content=`: that would add a Content-Length the server did not send.
-        return httpx.Response(
+        response = httpx.Response(
             head.status,
             headers=head.headers,
             stream=httpx.ByteStream(content),
             extensions={"http_version": b"HTTP/" + head.version, "reason_phrase": head.reason},
         )
+        # Read here, synchronously, as `content=` would: the body is in memory, and httpx's
+        # `aread` would take it through a chain of async generators on every send.
+        response.read()
+        return response
 
     async def aclose(self) -> None:
         """Close every idle connection; requests still in flight close theirs when done."""

@@ -7,6 +7,7 @@ flush its webhooks: `FakeAutomation` does both while it serves.
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ import anyio.to_thread
 from postal_sdk._cli_output import one_line
 
 if TYPE_CHECKING:
-    from postal_sdk.testing import DeliveryStatus, FakePostal
+    from postal_sdk.testing import DeliveryStatus, FakePostal, OutboxEntry
 
 __all__ = ["DELIVERY_STATUSES", "FakeAutomation", "print_fake_server"]
 
@@ -67,16 +68,21 @@ class FakeAutomation:
 
     It delivers every accepted message as `status` (unless `None`), retries failed
     webhook requests on Postal's schedule, and logs each webhook attempt as one line
-    on stderr. Only FakePostal's public API is used: it watches `outbox`, calls
-    `deliver`, and runs `flush_webhooks_async`, which (unlike `flush_webhooks`) can be
-    cancelled while it waits minutes for a retry, so that stopping is prompt.
+    on stderr. Only FakePostal's public API is used: a send hook queues each accepted
+    send (from the moment this is built, so build it before serving), the thread calls
+    `deliver` for them, and runs `flush_webhooks_async`, which (unlike `flush_webhooks`)
+    can be cancelled while it waits minutes for a retry, so that stopping is prompt.
     """
 
     def __init__(self, fake: FakePostal, status: DeliveryStatus | None) -> None:
         self._fake = fake
         self._status = status
         self._stop = threading.Event()
-        self._delivered = 0  # outbox entries handled
+        # Filled by the fake's send hook on the serving thread; delivered from this one, so
+        # that a reply never waits for the webhook attempts a delivery makes.
+        self._accepted: queue.SimpleQueue[OutboxEntry] = queue.SimpleQueue()
+        if status is not None:
+            fake.send_hooks.append(self._accepted.put)
         self._reported = 0  # webhook_log entries printed
         self._paused_until = 0.0  # time.monotonic() before which no flush starts
         # A daemon, so that a Ctrl-C landing between start and `with` cannot hang the exit.
@@ -96,6 +102,8 @@ class FakeAutomation:
     ) -> None:
         self._stop.set()
         self._thread.join()
+        if self._accepted.put in self._fake.send_hooks:
+            self._fake.send_hooks.remove(self._accepted.put)
 
     def _run(self) -> None:
         try:
@@ -124,15 +132,16 @@ class FakeAutomation:
 
     def _deliver_new(self) -> None:
         assert self._status is not None
-        for entry in self._fake.outbox[self._delivered :]:
+        while not self._stop.is_set():
+            try:
+                entry = self._accepted.get_nowait()
+            except queue.Empty:
+                return
             for message in entry.created:
-                if self._stop.is_set():
-                    return
                 try:
                     self._fake.deliver(message, self._status)
                 except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the rest
                     _log(f"delivering message {message.id} failed: {_first_error(exc)}")
-            self._delivered += 1
 
     async def _retry_webhooks(self) -> None:
         async with anyio.create_task_group() as flushes:

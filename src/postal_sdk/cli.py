@@ -210,12 +210,14 @@ def _fake_server(args: argparse.Namespace) -> int:
     chosen: str = args.deliver or ("Sent" if args.webhook else "none")
     # argparse's choices leave only DELIVERY_STATUSES and "none".
     status = None if chosen == "none" else cast("DeliveryStatus", chosen)
+    # Built before serving: it sees every send from the first.
+    automation = FakeAutomation(fake, status)
     with contextlib.ExitStack() as stack:
         try:
             base_url = stack.enter_context(fake.serve(port=args.port))
         except ImportError as exc:  # uvicorn, from the `cli` or `testing` extra
             raise CommandError(str(exc)) from None
-        with FakeAutomation(fake, status), contextlib.suppress(KeyboardInterrupt):
+        with automation, contextlib.suppress(KeyboardInterrupt):
             # Printed once all is running, where Ctrl-C is a clean stop: scripts wait for it.
             print_fake_server(fake, base_url, status, as_json=args.json)
             stop = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from postal_sdk.testing import (
     FakeLoad,
     FakeMessage,
     FakePostal,
+    OutboxEntry,
 )
 
 Call = Callable[..., httpx.Response]
@@ -116,6 +118,23 @@ def test_a_message_on_another_server_is_scripted_through_its_record(fake: FakePo
 def test_scripting_an_unknown_message_raises_key_error(fake: FakePostal) -> None:
     with pytest.raises(KeyError):
         fake.deliver(99)
+
+
+def test_send_hooks_get_each_accepted_send_as_it_is_recorded(
+    fake: FakePostal, call: Call, message_params: dict[str, Any]
+) -> None:
+    seen: list[OutboxEntry] = []
+    # The outbox already holds the send when its hook runs.
+    fake.send_hooks.append(lambda entry: seen.append(entry) or None)
+    fake.send_hooks.append(lambda entry: None if entry in fake.outbox else pytest.fail("late"))
+
+    call("send/message", message_params)
+    call("send/message", {**message_params, "to": []})  # refused: NoRecipients
+    raw = base64.b64encode(b"From: app@example.com\r\nTo: a@example.org\r\n\r\nHi").decode()
+    call("send/raw", {"mail_from": "app@example.com", "rcpt_to": ["a@example.org"], "data": raw})
+
+    assert seen == list(fake.outbox)
+    assert [entry.endpoint for entry in seen] == ["send/message", "send/raw"]
 
 
 def test_event_hooks_get_the_updated_message_and_each_event(fake: FakePostal, sent_id: int) -> None:

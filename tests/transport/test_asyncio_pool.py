@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import socket
 import ssl
 import threading
@@ -306,6 +307,19 @@ async def test_a_chunked_reply_is_read_whole_and_its_connection_reused(
             # The headers are the server's: none made up for the body read whole.
             assert list(response.headers.items()) == [("transfer-encoding", "chunked")]
     assert server.connections == 1
+
+
+async def test_a_compressed_reply_is_decoded_and_a_corrupt_one_is_a_decoding_error(
+    http: httpx.AsyncClient,
+) -> None:
+    packed = gzip.compress(b'{"status":"success"}')
+    good = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%b"
+    bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"
+    with ScriptedServer(Script(good % (len(packed), packed), bad)) as server:
+        assert (await http.get(server.url)).content == b'{"status":"success"}'
+        with pytest.raises(httpx.DecodingError) as caught:
+            await http.get(server.url)
+    assert caught.value.request.url == server.url
 
 
 async def test_interim_replies_are_passed_over_for_the_final_one(http: httpx.AsyncClient) -> None:

@@ -53,6 +53,7 @@ from postal_sdk.testing._records import (
     FakeMessage,
     LoggedRequest,
     OutboxEntry,
+    SendHook,
     SendLimitEventName,
     VerifiedDomain,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "LoggedRequest",
     "NonJSONBody",
     "OutboxEntry",
+    "SendHook",
     "SendLimitEventName",
     "ServiceUnavailable",
     "TruncatedBody",

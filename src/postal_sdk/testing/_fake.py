@@ -26,6 +26,7 @@ from postal_sdk.testing._records import (
     FakeMessage,
     LoggedRequest,
     OutboxEntry,
+    SendHook,
     SendLimitEventName,
     VerifiedDomain,
 )
@@ -76,9 +77,10 @@ class FakePostal:
     (for `httpx.Client` and `httpx.AsyncClient`), or over real HTTP with `serve()` /
     `serve_async()` (needs uvicorn, the `testing` extra), or mount `asgi_app` yourself.
 
-    `outbox` holds every accepted send, `requests` every request received. Script what
-    happens to a message afterwards with `deliver`, `load` and `click`; each calls the
-    `event_hooks` and sends the webhooks added with `add_webhook`. Make requests fail
+    `outbox` holds every accepted send (and `send_hooks` are called with each), `requests`
+    every request received. Script what happens to a message afterwards with `deliver`,
+    `load` and `click`; each calls the `event_hooks` and sends the webhooks added with
+    `add_webhook`. Make requests fail
     with `add_fault`.
 
     `hostname`, when set, is Postal's configured web hostname: a request with another
@@ -101,13 +103,16 @@ class FakePostal:
         self._directory = Directory()
         self.event_hooks: list[EventHook] = []
         """Callbacks run, in order, with the message and the event after each event."""
+        self.send_hooks: list[SendHook] = []
+        """Callbacks run, in order, with each accepted send's `OutboxEntry` as it is recorded
+        (from the thread serving the request, which waits for them: keep them quick)."""
         self._outbox: list[OutboxEntry] = []
         self._requests: list[LoggedRequest] = []
         self._fault_rules: list[FaultRule] = []
         self._signing_key = SigningKey(signing_key)
         self._webhooks = WebhookDispatcher(self._signing_key, return_path_domain)
         self._installation = Installation(
-            self._directory, hostname, return_path_domain, self._outbox.append, self._signing_key
+            self._directory, hostname, return_path_domain, self._record_send, self._signing_key
         )
         self._server = self.add_server(
             "main", api_keys=[api_key], domains=domains, allow_sender=allow_sender
@@ -487,6 +492,11 @@ class FakePostal:
             return owner, owner.message(message.id)
         owner = server or self._server
         return owner, owner.message(message)
+
+    def _record_send(self, entry: OutboxEntry) -> None:
+        self._outbox.append(entry)
+        for hook in list(self.send_hooks):
+            hook(entry)
 
     def _notify(self, message: FakeMessage, event: FakeEvent) -> None:
         # Webhooks first: events a hook scripts in turn are then queued after this one.

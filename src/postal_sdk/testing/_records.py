@@ -139,6 +139,9 @@ class FakeMessage:
 EventHook = Callable[[FakeMessage, FakeEvent], None]
 """Called with the updated message and the new event, after the fake's state changed."""
 
+SendHook = Callable[["OutboxEntry"], None]
+"""Called with each accepted send as it is recorded, before its reply is sent."""
+
 
 @attrs.frozen
 class OutboxEntry:
