@@ -174,7 +174,7 @@ def _httpx_default() -> Any:
 def _httpx_sdk_pool(backend: str) -> Callable[[], Any]:
     def build() -> Any:
         from postal_sdk._config import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT
-        from postal_sdk._transport import async_pooled_client
+        from postal_sdk._http.transport import async_pooled_client
 
         return async_pooled_client(DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, backend)  # type: ignore[arg-type]
 

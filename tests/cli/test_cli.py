@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from postal_sdk import Delivery
-from postal_sdk._cli_output import Progress, print_table, to_jsonable
 from postal_sdk.cli import main
+from postal_sdk.cli._output import Progress, print_table, to_jsonable
 from postal_sdk.testing import FakePostal
 from tests.cli.conftest import API_KEY
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from postal_sdk import Message, Postal
-from postal_sdk._cli_fake_server import FakeAutomation
 from postal_sdk.cli import main
+from postal_sdk.cli._fake_server import FakeAutomation
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
 from postal_sdk.webhooks import (
     MessageDeliveryFailed,
@@ -235,7 +235,7 @@ def test_a_webhook_url_postal_would_refuse_is_one_line_and_exit_2(
 def test_webhooks_without_cryptography_name_the_extra_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for module in ("cryptography", "postal_sdk._webhook_keys"):
+    for module in ("cryptography", "postal_sdk.webhooks._keys"):
         monkeypatch.setitem(sys.modules, module, None)
     status = main(["fake-server", "--port", "0", "--webhook", "http://127.0.0.1:9/hooks"])
     out, err = capsys.readouterr()

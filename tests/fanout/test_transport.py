@@ -20,7 +20,7 @@ from postal_sdk import (
     Postal,
     UnexpectedResponseError,
 )
-from postal_sdk._transport import AsyncShardedTransport, HTTPBackend, ShardedTransport
+from postal_sdk._http.transport import AsyncShardedTransport, HTTPBackend, ShardedTransport
 from tests.fanout.support import NO_WAIT, SocketPostal, message
 
 pytestmark = pytest.mark.anyio

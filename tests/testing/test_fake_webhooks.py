@@ -955,7 +955,7 @@ def test_webhooks_without_cryptography_ask_for_the_extra(
     for name in list(sys.modules):
         if name == "cryptography" or name.startswith("cryptography."):
             monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "postal_sdk._webhook_keys")
+    monkeypatch.delitem(sys.modules, "postal_sdk.webhooks._keys")
     fake = FakePostal()
 
     with pytest.raises(ImportError, match=r"pip install 'postal-sdk\[webhooks\]'"):

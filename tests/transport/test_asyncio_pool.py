@@ -25,8 +25,8 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk import _asyncio_pool
-from postal_sdk._asyncio_pool import AsyncioPoolTransport
+from postal_sdk._http import asyncio_pool as _asyncio_pool
+from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from tests.transport.support import (
     OK,
     UVLOOP,

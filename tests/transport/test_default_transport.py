@@ -1,6 +1,6 @@
 """The SDK's default async transport over real sockets, on asyncio and on trio alike.
 
-Under asyncio requests go through the SDK's own pool (`postal_sdk._asyncio_pool`), under
+Under asyncio requests go through the SDK's own pool (`postal_sdk._http.asyncio_pool`), under
 trio through the sharded httpcore pools: the same failure must take the same httpx type on
 both, because the retry policy reads it. Only a failure to connect may say that nothing
 was sent.
@@ -17,7 +17,7 @@ import httpx
 import pytest
 import respx
 
-from postal_sdk._transport import (
+from postal_sdk._http.transport import (
     AsyncDefaultTransport,
     _AsyncClient,
     _Client,

@@ -1,4 +1,4 @@
-"""The sans-IO HTTP/1.1 client in `postal_sdk._http11`: each framing and parsing rule, then
+"""The sans-IO HTTP/1.1 client in `postal_sdk._http.http11`: each framing and parsing rule, then
 two properties over generated responses, fed in random pieces.
 
 The differential property holds the parser to h11's verdicts, which the module promises to
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from postal_sdk import _http11
-from postal_sdk._http11 import (
+from postal_sdk._http import http11 as _http11
+from postal_sdk._http.http11 import (
     CHUNKED,
     LENGTH,
     MAX_HEAD_SIZE,

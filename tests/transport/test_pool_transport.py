@@ -12,7 +12,7 @@ import httpcore
 import httpx
 import pytest
 
-from postal_sdk._pool_transport import AsyncPoolTransport, _body
+from postal_sdk._http.pool_transport import AsyncPoolTransport, _body
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ def test_missing_cryptography_asks_for_the_webhooks_extra(monkeypatch: pytest.Mo
     for name in list(sys.modules):
         if name == "cryptography" or name.startswith("cryptography."):
             monkeypatch.setitem(sys.modules, name, None)
-    for name in ("postal_sdk.webhooks", "postal_sdk._webhook_keys"):
+    for name in ("postal_sdk.webhooks", "postal_sdk.webhooks._keys"):
         monkeypatch.delitem(sys.modules, name, raising=False)
 
     with pytest.raises(ImportError, match=r"pip install 'postal-sdk\[webhooks\]'") as caught:

@@ -26,10 +26,10 @@ from postal_sdk._config import (
     resolve_base_url,
 )
 from postal_sdk._envelope import excerpt, unwrap
+from postal_sdk._http.transport import HTTPBackend, async_pooled_client, check_http_backend
 from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
 from postal_sdk._serde import converter
 from postal_sdk._synchronization import AsyncLimiter, async_sleep
-from postal_sdk._transport import HTTPBackend, async_pooled_client, check_http_backend
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,

@@ -26,12 +26,12 @@ from postal_sdk._config import (
     resolve_base_url,
 )
 from postal_sdk._envelope import excerpt, unwrap
+from postal_sdk._http.transport import HTTPBackend, check_http_backend, pooled_client
 from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
 from postal_sdk._serde import converter
 from postal_sdk._sync.fanout import MessageSource, ProgressHook, SendMany
 from postal_sdk._sync.webhook_keys import WebhookKeys
 from postal_sdk._synchronization import Limiter, sleep
-from postal_sdk._transport import HTTPBackend, check_http_backend, pooled_client
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,

@@ -28,12 +28,12 @@ import anyio.to_thread
 import attrs
 import httpx
 
-from postal_sdk._webhook_events import EVENT_TYPES
 from postal_sdk.testing._exchange import HTTPResponse
 from postal_sdk.testing._records import FakeClick, FakeDelivery, FakeEvent, FakeLoad, FakeMessage
 from postal_sdk.testing._responses import JSON_CONTENT_TYPE
 from postal_sdk.testing._ruby import rails_json
 from postal_sdk.testing._state import FakeServer
+from postal_sdk.webhooks._events import EVENT_TYPES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -216,7 +216,7 @@ class SigningKey:
 
     def jwks_response(self) -> HTTPResponse:
         """`WellKnownController#jwks`: the public half of the key as a JWK Set."""
-        from postal_sdk._webhook_keys import jwks_document
+        from postal_sdk.webhooks._keys import jwks_document
 
         body = rails_json(jwks_document(self.get().public_key()))
         return HTTPResponse(
@@ -225,7 +225,7 @@ class SigningKey:
 
     def headers(self, body: bytes) -> dict[str, str]:
         """`Postal::HTTP.post` with `sign: true`: the request headers for `body`."""
-        from postal_sdk._webhook_keys import sign_webhook_body
+        from postal_sdk.webhooks._keys import sign_webhook_body
 
         return {
             "Content-Type": "application/json",
@@ -236,7 +236,7 @@ class SigningKey:
 
 def _require_cryptography() -> None:
     try:
-        import postal_sdk._webhook_keys  # noqa: F401 (imported for its check)
+        import postal_sdk.webhooks._keys  # noqa: F401 (imported for its check)
     except ImportError as exc:
         raise ImportError(
             "the fake Postal's webhooks and JWKS need the 'cryptography' package; "

@@ -1,6 +1,6 @@
 """HTTP/1.1 on the client side, without I/O: requests written out, responses read back.
 
-The SDK's asyncio transport (`postal_sdk._asyncio_pool`) speaks HTTP/1.1 through this
+The SDK's asyncio transport (`postal_sdk._http.asyncio_pool`) speaks HTTP/1.1 through this
 module instead of h11, which validates every event through a general state machine and
 costs several times more CPU per request than the bytes need. What is read here follows
 the framing rules of RFC 9112, and accepts and refuses what h11 does: line endings may be

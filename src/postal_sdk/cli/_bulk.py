@@ -18,8 +18,8 @@ import anyio
 import attrs
 
 from postal_sdk._async.client import AsyncPostal
-from postal_sdk._cli_output import Progress
-from postal_sdk._jsonl import BadLine, read_messages
+from postal_sdk.cli._jsonl import BadLine, read_messages
+from postal_sdk.cli._output import Progress
 from postal_sdk.errors import APIError
 from postal_sdk.models import Message, RawMessage
 

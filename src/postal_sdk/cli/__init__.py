@@ -30,9 +30,9 @@ import anyio.to_thread
 import httpx
 
 from postal_sdk._async.client import AsyncPostal
-from postal_sdk._cli_bulk import BulkReport, FailureLog, count_lines, jsonl_messages, send_all
-from postal_sdk._cli_fake_server import DELIVERY_STATUSES, FakeAutomation, print_fake_server
-from postal_sdk._cli_output import one_line, print_json, print_table, to_jsonable
+from postal_sdk.cli._bulk import BulkReport, FailureLog, count_lines, jsonl_messages, send_all
+from postal_sdk.cli._fake_server import DELIVERY_STATUSES, FakeAutomation, print_fake_server
+from postal_sdk.cli._output import one_line, print_json, print_table, to_jsonable
 from postal_sdk.errors import PostalError
 from postal_sdk.models import EXPANSIONS, Attachment, Delivery, Message, MessageInfo
 
@@ -411,7 +411,3 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number")
     return port
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

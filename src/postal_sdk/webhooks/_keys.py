@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import attrs
 
-from postal_sdk._webhook_events import WebhookError
+from postal_sdk.webhooks._events import WebhookError
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm

@@ -36,7 +36,8 @@ from typing import Protocol
 
 import attrs
 
-from postal_sdk._webhook_events import (
+from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
+from postal_sdk.webhooks._events import (
     EVENT_TYPES,
     BouncePayload,
     DeliveryEvent,
@@ -66,7 +67,7 @@ from postal_sdk._webhook_events import (
     WebhookServer,
     parse_event,
 )
-from postal_sdk._webhook_keys import (
+from postal_sdk.webhooks._keys import (
     SignatureAlgorithm,
     UnknownKeyError,
     WebhookKey,
@@ -79,7 +80,6 @@ from postal_sdk._webhook_keys import (
     jwks_document,
     sign_webhook_body,
 )
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = [
     "EVENT_TYPES",

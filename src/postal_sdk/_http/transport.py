@@ -15,7 +15,7 @@ Why the async client under asyncio uses no httpcore pool at all: even sharded, h
 and h11 cost some 300 us of CPU per request, more than the rest of a send together, and
 with a 20 ms server and 32 sends in flight the replies come in bursts that one core works
 through in series, so that CPU became latency (on 2 cores: 0.92x raw aiohttp's throughput).
-There, `postal_sdk._asyncio_pool`, the SDK's own HTTP/1.1 pool on asyncio's protocols,
+There, `postal_sdk._http.asyncio_pool`, the SDK's own HTTP/1.1 pool on asyncio's protocols,
 with an O(1) pool and no anyio cancel scopes or h11 state machine on the request path,
 does the work (1.01x raw aiohttp in the same benchmark). Under trio the sharded httpcore
 pools do it, on httpcore's own trio backend, as httpx's would. The sync pools stay plain
@@ -41,8 +41,8 @@ import httpcore
 import httpx
 import sniffio
 
-from postal_sdk._asyncio_pool import AsyncioPoolTransport
-from postal_sdk._pool_transport import AsyncPoolTransport
+from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
+from postal_sdk._http.pool_transport import AsyncPoolTransport
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [

@@ -8,7 +8,7 @@ request on the 2-core machine the benchmarks ran on, more than everything else a
 costs together, and under bulk fan-out the CPU is what limits throughput.
 
 Here a connection is an `asyncio.Protocol` that buffers what arrives; a request writes
-its bytes in one call and parses the reply with `postal_sdk._http11` as soon as it is
+its bytes in one call and parses the reply with `postal_sdk._http.http11` as soon as it is
 in, awaiting only when it is not. Idle connections are kept per origin, most recently
 used first, so taking one is O(1) whatever the pool's size. Replies are read whole
 before the response is returned (the SDK always reads them whole), so the connection is
@@ -34,7 +34,13 @@ from typing import cast
 
 import httpx
 
-from postal_sdk._http11 import BodyReader, Head, ProtocolError, parse_head, serialize_request_head
+from postal_sdk._http.http11 import (
+    BodyReader,
+    Head,
+    ProtocolError,
+    parse_head,
+    serialize_request_head,
+)
 
 __all__ = ["AsyncioPoolTransport"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from postal_sdk._cli_output import one_line
+from postal_sdk.cli._output import one_line
 
 if TYPE_CHECKING:
     from postal_sdk.testing import DeliveryStatus, FakePostal, OutboxEntry
