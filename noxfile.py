@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
+nox.options.sessions = ["lint", "typecheck", "unasync_check", "docs", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
 TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
@@ -21,6 +21,8 @@ TEST_TOOLS = [
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
+    # Lexes the Markdown code blocks that tests/docs/test_docs_examples.py runs.
+    "sybil>=9",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -39,6 +41,21 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.10", TEST_EXTRAS, *TEST_TOOLS)
     session.run("mypy", "--strict", "src/postal_sdk")
     session.run("mypy", "--strict", "tests/typing")
+
+
+DOCS_TOOLS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with --strict: any warning fails.
+
+    The API reference is read from src/ by static analysis, so the package is not installed.
+    The code blocks of the pages are run by the tests (tests/docs/test_docs_examples.py).
+    """
+    session.install(*DOCS_TOOLS)
+    # Material's notice about its successor would be printed on every build.
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python="3.10")

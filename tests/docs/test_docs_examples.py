@@ -1,0 +1,167 @@
+"""Every code block in the README and the docs runs in CI, as a reader would run it.
+
+The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
+
+- A fenced block names its language. ```` ```python ```` blocks run; blocks in another
+  language (`console`, `toml`, `json`, ... in `NOT_PYTHON`) are shown only. A block with no
+  language, or `py`, fails, so that Python cannot slip past the runner under another name.
+- A Python block is a complete program: its own imports, and an event loop where it awaits
+  (`anyio.run(main)` or `asyncio.run(main())`). It runs as `__main__` in a fresh namespace,
+  in an empty temporary directory, with `POSTAL_BASE_URL` and `POSTAL_API_KEY` naming a
+  `FakePostal` served on 127.0.0.1 for that block alone (its defaults: key
+  `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
+- A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
+  instead: it runs under pytest in a subprocess and must pass, with no test skipped.
+- A Python block that cannot run as written (a fragment of a settings file, say) is marked
+  `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
+- Warnings are errors, as in the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from sybil import Document
+from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
+
+import postal_sdk
+from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "examples").rglob("*.md")]
+)
+
+NOT_PYTHON = frozenset(
+    {"console", "shell", "bash", "sh", "text", "toml", "ini", "cfg", "json", "yaml", "html"}
+)
+"""Languages shown and never run. Add one here only if it cannot be Python."""
+
+NOT_RUN = re.compile(r"(?:\A|\n)<!--\s*not run:(?P<reason>[^>]*)-->\s*\Z")
+FENCE_INFO = re.compile(r"(?P<info>[^\n]*)\n")
+
+
+@attrs.frozen
+class CodeBlock:
+    """One fenced code block of a Markdown file."""
+
+    path: Path
+    line: int
+    language: str
+    source: str
+    not_run_reason: str | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(ROOT).as_posix()}:{self.line}"
+
+    @property
+    def is_test_module(self) -> bool:
+        return any(
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name.startswith("test_")
+            for node in ast.parse(self.source).body
+        )
+
+
+def code_blocks(path: Path) -> Iterator[CodeBlock]:
+    """The fenced blocks of a Markdown file, found by Sybil's CommonMark fence lexer."""
+    document = Document(path.read_text(encoding="utf-8"), str(path))
+    lexer = RawFencedCodeBlockLexer(info_pattern=FENCE_INFO)
+    for region in lexer(document):
+        info = region.lexemes["info"].strip()
+        before = document.text[: region.start].rstrip(" ")
+        marker = NOT_RUN.search(before)
+        yield CodeBlock(
+            path=path,
+            line=document.text.count("\n", 0, region.start) + 1,
+            language=info.split(maxsplit=1)[0] if info else "",
+            source=str(region.lexemes["source"]),
+            not_run_reason=marker.group("reason").strip() if marker else None,
+        )
+
+
+BLOCKS = [block for path in DOCUMENTS for block in code_blocks(path)]
+PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
+
+
+@pytest.fixture
+def served_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakePostal]:
+    """What a block may assume: a Postal in the environment, and an empty directory."""
+    fake = FakePostal()
+    with fake.serve() as base_url:
+        monkeypatch.setenv("POSTAL_BASE_URL", base_url)
+        monkeypatch.setenv("POSTAL_API_KEY", DEFAULT_API_KEY)
+        monkeypatch.chdir(tmp_path)
+        yield fake
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda block: block.id)
+def test_python_block_runs_as_written(block: CodeBlock, served_fake: FakePostal) -> None:
+    if block.not_run_reason is not None:
+        pytest.skip(f"not run: {block.not_run_reason}")
+    if block.is_test_module:
+        run_as_pytest_module(block, Path.cwd())
+        return
+    # Padded so that a traceback names the block's own line in the Markdown file.
+    filename = block.path.relative_to(ROOT).as_posix()
+    code = compile("\n" * block.line + block.source, filename, "exec", dont_inherit=True)
+    exec(code, {"__name__": "__main__", "__file__": str(Path.cwd() / "example.py")})  # noqa: S102
+
+
+PYTEST_OPTIONS = ["-rs", "-p", "no:cacheprovider"]
+
+
+def run_as_pytest_module(block: CodeBlock, folder: Path) -> None:
+    test_file = folder / "test_docs_block.py"
+    test_file.write_text("\n" * block.line + block.source, encoding="utf-8")
+    result = subprocess.run(  # noqa: S603 - our own interpreter on our own file
+        [sys.executable, "-m", "pytest", test_file.name, "-q", "-W", "error", *PYTEST_OPTIONS],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(Path(postal_sdk.__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{block.id} fails under pytest:\n{output}"
+    assert " passed" in result.stdout, output
+    assert "skipped" not in result.stdout, f"{block.id} skips a test:\n{output}"
+
+
+def test_every_block_names_its_language() -> None:
+    unnamed = [
+        f"{block.id}: {block.language or 'no language'}"
+        for block in BLOCKS
+        if block.language != "python" and block.language not in NOT_PYTHON
+    ]
+    assert not unnamed, (
+        "write ```python for Python (it is run), or a language from NOT_PYTHON: "
+        + ", ".join(unnamed)
+    )
+
+
+def test_every_not_run_marker_is_followed_by_a_python_block_and_says_why() -> None:
+    markers = {
+        (path, path.read_text(encoding="utf-8").count("\n", 0, match.start()) + 1)
+        for path in DOCUMENTS
+        for match in re.finditer(r"^<!--\s*not run:", path.read_text(encoding="utf-8"), re.M)
+    }
+    used = [block for block in PYTHON_BLOCKS if block.not_run_reason is not None]
+    assert len(used) == len(markers), "a `not run` marker must be just before a ```python block"
+    assert all(block.not_run_reason for block in used), "a `not run` marker gives its reason"
+
+
+def test_the_runner_finds_the_documents_and_their_blocks() -> None:
+    # Guards the runner itself: a lexer or path change that found nothing would pass silently.
+    assert ROOT / "README.md" in DOCUMENTS
+    assert {block.path.name for block in PYTHON_BLOCKS} >= {"README.md", "getting-started.md"}
