@@ -53,7 +53,7 @@ def docs(session: nox.Session) -> None:
     The API reference is read from src/ by static analysis, so the package is not installed.
     The code blocks of the pages are run by the tests (tests/docs/test_docs_examples.py).
     """
-    session.install(*DOCS_TOOLS)
+    session.install(*DOCS_TOOLS, *LINT_TOOLS)  # mkdocstrings formats signatures with ruff
     # Material's notice about its successor would be printed on every build.
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 

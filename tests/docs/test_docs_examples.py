@@ -11,7 +11,8 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   `FakePostal` served on 127.0.0.1 for that block alone (its defaults: key
   `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
 - A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
-  instead: it runs under pytest in a subprocess and must pass, with no test skipped.
+  instead: it runs under pytest in a subprocess (same environment and directory) and must
+  pass, with no test skipped.
 - A Python block that cannot run as written (a fragment of a settings file, say) is marked
   `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
 - Warnings are errors, as in the rest of the suite.
