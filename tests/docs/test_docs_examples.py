@@ -11,8 +11,9 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   `FakePostal` served on 127.0.0.1 for that block alone (its defaults: key
   `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
 - A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
-  instead: it runs under pytest in a subprocess (same environment and directory) and must
-  pass, with no test skipped.
+  instead: it runs under pytest (all such blocks in one subprocess, with no `POSTAL_*`
+  variables in its environment: a test makes its own `FakePostal`) and must pass, with no
+  test skipped.
 - A Python block that cannot run as written (a fragment of a settings file, say) is marked
   `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
 - Warnings are errors, as in the rest of the suite.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import attrs
 import pytest
@@ -65,6 +67,10 @@ class CodeBlock:
         return f"{self.path.relative_to(ROOT).as_posix()}:{self.line}"
 
     @property
+    def module_name(self) -> str:
+        return "test_" + re.sub(r"\W", "_", self.id)
+
+    @property
     def is_test_module(self) -> bool:
         return any(
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -92,11 +98,15 @@ def code_blocks(path: Path) -> Iterator[CodeBlock]:
 
 BLOCKS = [block for path in DOCUMENTS for block in code_blocks(path)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
+RUNNABLE = [block for block in PYTHON_BLOCKS if block.not_run_reason is None]
+PROGRAMS = [block for block in RUNNABLE if not block.is_test_module]
+TEST_MODULES = [block for block in RUNNABLE if block.is_test_module]
+MARKED_NOT_RUN = [block for block in PYTHON_BLOCKS if block.not_run_reason is not None]
 
 
 @pytest.fixture
 def served_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakePostal]:
-    """What a block may assume: a Postal in the environment, and an empty directory."""
+    """What a program may assume: a Postal in the environment, and an empty directory."""
     fake = FakePostal()
     with fake.serve() as base_url:
         monkeypatch.setenv("POSTAL_BASE_URL", base_url)
@@ -105,38 +115,72 @@ def served_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Fak
         yield fake
 
 
-@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda block: block.id)
-def test_python_block_runs_as_written(block: CodeBlock, served_fake: FakePostal) -> None:
-    if block.not_run_reason is not None:
-        pytest.skip(f"not run: {block.not_run_reason}")
-    if block.is_test_module:
-        run_as_pytest_module(block, Path.cwd())
-        return
+@pytest.mark.parametrize("block", PROGRAMS, ids=lambda block: block.id)
+def test_program_runs_as_written(block: CodeBlock, served_fake: FakePostal) -> None:
     # Padded so that a traceback names the block's own line in the Markdown file.
     filename = block.path.relative_to(ROOT).as_posix()
     code = compile("\n" * block.line + block.source, filename, "exec", dont_inherit=True)
     exec(code, {"__name__": "__main__", "__file__": str(Path.cwd() / "example.py")})  # noqa: S102
 
 
-PYTEST_OPTIONS = ["-rs", "-p", "no:cacheprovider"]
+@attrs.frozen
+class ModuleReport:
+    """What pytest made of one test-module block."""
+
+    passed: int = 0
+    problems: tuple[str, ...] = ()
 
 
-def run_as_pytest_module(block: CodeBlock, folder: Path) -> None:
-    test_file = folder / "test_docs_block.py"
-    test_file.write_text("\n" * block.line + block.source, encoding="utf-8")
-    result = subprocess.run(  # noqa: S603 - our own interpreter on our own file
-        [sys.executable, "-m", "pytest", test_file.name, "-q", "-W", "error", *PYTEST_OPTIONS],
+@pytest.fixture(scope="module")
+def test_module_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleReport]:
+    """Runs every test-module block in one pytest subprocess (each start costs seconds)."""
+    folder = tmp_path_factory.mktemp("docs_test_modules")
+    for block in TEST_MODULES:
+        padded = "\n" * block.line + block.source  # failures name the Markdown file's lines
+        (folder / f"{block.module_name}.py").write_text(padded, encoding="utf-8")
+    environment = {name: value for name, value in os.environ.items() if "POSTAL" not in name}
+    environment["PYTHONPATH"] = str(Path(postal_sdk.__file__).parents[1])
+    files = [f"{block.module_name}.py" for block in TEST_MODULES]
+    options = ["-q", "-W", "error", "-p", "no:cacheprovider", "--junitxml", "report.xml"]
+    options.append("--continue-on-collection-errors")  # one broken block must not hide others
+    result = subprocess.run(  # noqa: S603 - our own interpreter on our own files
+        [sys.executable, "-m", "pytest", *options, *files],
         cwd=folder,
-        env={**os.environ, "PYTHONPATH": str(Path(postal_sdk.__file__).parents[1])},
+        env=environment,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{block.id} fails under pytest:\n{output}"
-    assert " passed" in result.stdout, output
-    assert "skipped" not in result.stdout, f"{block.id} skips a test:\n{output}"
+    if not (folder / "report.xml").exists():
+        pytest.fail(f"pytest wrote no report:\n{result.stdout}{result.stderr}")
+    reports: dict[str, ModuleReport] = {}
+    tree = ElementTree.parse(folder / "report.xml")  # noqa: S314 - pytest's, written just now
+    for case in tree.iter("testcase"):
+        # A collection error is reported with the module as the test's name.
+        module = case.get("classname", "").split(".")[0] or case.get("name", "")
+        report = reports.get(module, ModuleReport())
+        problems = [
+            f"{child.tag} in {case.get('name')}: {child.get('message')}\n{child.text or ''}"
+            for child in case
+            if child.tag in ("failure", "error", "skipped")
+        ]
+        reports[module] = ModuleReport(
+            passed=report.passed + (not problems), problems=(*report.problems, *problems)
+        )
+    return reports
+
+
+@pytest.mark.parametrize("block", TEST_MODULES, ids=lambda block: block.id)
+def test_test_module_passes(block: CodeBlock, test_module_reports: dict[str, ModuleReport]) -> None:
+    report = test_module_reports.get(block.module_name, ModuleReport())
+    assert not report.problems, f"{block.id} under pytest:\n" + "\n".join(report.problems)
+    assert report.passed, f"{block.id}: pytest ran no test of it"
+
+
+@pytest.mark.parametrize("block", MARKED_NOT_RUN, ids=lambda block: block.id)
+def test_block_marked_not_run(block: CodeBlock) -> None:
+    pytest.skip(f"not run: {block.not_run_reason}")
 
 
 def test_every_block_names_its_language() -> None:
