@@ -98,10 +98,23 @@ def code_blocks(path: Path) -> Iterator[CodeBlock]:
 
 BLOCKS = [block for path in DOCUMENTS for block in code_blocks(path)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
-RUNNABLE = [block for block in PYTHON_BLOCKS if block.not_run_reason is None]
-PROGRAMS = [block for block in RUNNABLE if not block.is_test_module]
-TEST_MODULES = [block for block in RUNNABLE if block.is_test_module]
-MARKED_NOT_RUN = [block for block in PYTHON_BLOCKS if block.not_run_reason is not None]
+TEST_MODULES = [
+    block for block in PYTHON_BLOCKS if block.is_test_module and block.not_run_reason is None
+]
+
+
+def params(blocks: list[CodeBlock]) -> list[object]:
+    """The blocks as test parameters; those marked `not run` are skipped, saying why."""
+    return [
+        pytest.param(
+            block,
+            id=block.id,
+            marks=[pytest.mark.skip(reason=f"not run: {block.not_run_reason}")]
+            if block.not_run_reason is not None
+            else [],
+        )
+        for block in blocks
+    ]
 
 
 @pytest.fixture
@@ -115,7 +128,9 @@ def served_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Fak
         yield fake
 
 
-@pytest.mark.parametrize("block", PROGRAMS, ids=lambda block: block.id)
+@pytest.mark.parametrize(
+    "block", params([block for block in PYTHON_BLOCKS if not block.is_test_module])
+)
 def test_program_runs_as_written(block: CodeBlock, served_fake: FakePostal) -> None:
     # Padded so that a traceback names the block's own line in the Markdown file.
     filename = block.path.relative_to(ROOT).as_posix()
@@ -171,16 +186,13 @@ def test_module_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, M
     return reports
 
 
-@pytest.mark.parametrize("block", TEST_MODULES, ids=lambda block: block.id)
+@pytest.mark.parametrize(
+    "block", params([block for block in PYTHON_BLOCKS if block.is_test_module])
+)
 def test_test_module_passes(block: CodeBlock, test_module_reports: dict[str, ModuleReport]) -> None:
     report = test_module_reports.get(block.module_name, ModuleReport())
     assert not report.problems, f"{block.id} under pytest:\n" + "\n".join(report.problems)
     assert report.passed, f"{block.id}: pytest ran no test of it"
-
-
-@pytest.mark.parametrize("block", MARKED_NOT_RUN, ids=lambda block: block.id)
-def test_block_marked_not_run(block: CodeBlock) -> None:
-    pytest.skip(f"not run: {block.not_run_reason}")
 
 
 def test_every_block_names_its_language() -> None:
