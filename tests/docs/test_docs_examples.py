@@ -6,14 +6,14 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   language (`console`, `toml`, `json`, ... in `NOT_PYTHON`) are shown only. A block with no
   language, or `py`, fails, so that Python cannot slip past the runner under another name.
 - A Python block is a complete program: its own imports, and an event loop where it awaits
-  (`anyio.run(main)` or `asyncio.run(main())`). It runs as `__main__` in a fresh namespace,
-  in an empty temporary directory, with `POSTAL_BASE_URL` and `POSTAL_API_KEY` naming a
-  `FakePostal` served on 127.0.0.1 for that block alone (its defaults: key
-  `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
+  (`anyio.run(main)` or `asyncio.run(main())`). It runs as `python FILE` would, in a
+  process of its own, in an empty temporary directory, with `POSTAL_BASE_URL` and
+  `POSTAL_API_KEY` naming a `FakePostal` served on 127.0.0.1 for that block alone (its
+  defaults: key `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
 - A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
-  instead: it runs under pytest (all such blocks in one subprocess, with no `POSTAL_*`
-  variables in its environment: a test makes its own `FakePostal`) and must pass, with no
-  test skipped.
+  instead: pytest runs it (with the anyio plugin and no other), in a process of its own
+  with no `POSTAL_*` variables in its environment (a test makes its own `FakePostal`),
+  and it must pass with no test skipped.
 - A Python block that cannot run as written (a fragment of a settings file, say) is marked
   `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
 - Warnings are errors, as in the rest of the suite.
@@ -28,7 +28,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from xml.etree import ElementTree
 
 import attrs
 import pytest
@@ -67,10 +66,6 @@ class CodeBlock:
         return f"{self.path.relative_to(ROOT).as_posix()}:{self.line}"
 
     @property
-    def module_name(self) -> str:
-        return "test_" + re.sub(r"\W", "_", self.id)
-
-    @property
     def is_test_module(self) -> bool:
         return any(
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -98,9 +93,6 @@ def code_blocks(path: Path) -> Iterator[CodeBlock]:
 
 BLOCKS = [block for path in DOCUMENTS for block in code_blocks(path)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
-TEST_MODULES = [
-    block for block in PYTHON_BLOCKS if block.is_test_module and block.not_run_reason is None
-]
 
 
 def params(blocks: list[CodeBlock]) -> list[object]:
@@ -117,82 +109,45 @@ def params(blocks: list[CodeBlock]) -> list[object]:
     ]
 
 
-@pytest.fixture
-def served_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakePostal]:
-    """What a program may assume: a Postal in the environment, and an empty directory."""
-    fake = FakePostal()
-    with fake.serve() as base_url:
-        monkeypatch.setenv("POSTAL_BASE_URL", base_url)
-        monkeypatch.setenv("POSTAL_API_KEY", DEFAULT_API_KEY)
-        monkeypatch.chdir(tmp_path)
-        yield fake
-
-
-@pytest.mark.parametrize(
-    "block", params([block for block in PYTHON_BLOCKS if not block.is_test_module])
-)
-def test_program_runs_as_written(block: CodeBlock, served_fake: FakePostal) -> None:
+@pytest.mark.parametrize("block", params(PYTHON_BLOCKS))
+def test_python_block_runs_as_written(block: CodeBlock, tmp_path: Path) -> None:
+    # Each block has a process of its own, as when a reader runs it: blocks that set
+    # process-wide state (Django's settings, say) cannot disturb each other or the suite.
+    kind = "test" if block.is_test_module else "example"
+    source = tmp_path / (kind + "_" + re.sub(r"\W", "_", block.id) + ".py")
     # Padded so that a traceback names the block's own line in the Markdown file.
-    filename = block.path.relative_to(ROOT).as_posix()
-    code = compile("\n" * block.line + block.source, filename, "exec", dont_inherit=True)
-    exec(code, {"__name__": "__main__", "__file__": str(Path.cwd() / "example.py")})  # noqa: S102
-
-
-@attrs.frozen
-class ModuleReport:
-    """What pytest made of one test-module block."""
-
-    passed: int = 0
-    problems: tuple[str, ...] = ()
-
-
-@pytest.fixture(scope="module")
-def test_module_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleReport]:
-    """Runs every test-module block in one pytest subprocess (each start costs seconds)."""
-    folder = tmp_path_factory.mktemp("docs_test_modules")
-    for block in TEST_MODULES:
-        padded = "\n" * block.line + block.source  # failures name the Markdown file's lines
-        (folder / f"{block.module_name}.py").write_text(padded, encoding="utf-8")
+    source.write_text("\n" * block.line + block.source, encoding="utf-8")
     environment = {name: value for name, value in os.environ.items() if "POSTAL" not in name}
     environment["PYTHONPATH"] = str(Path(postal_sdk.__file__).parents[1])
-    files = [f"{block.module_name}.py" for block in TEST_MODULES]
-    options = ["-q", "-W", "error", "-p", "no:cacheprovider", "--junitxml", "report.xml"]
-    options.append("--continue-on-collection-errors")  # one broken block must not hide others
-    result = subprocess.run(  # noqa: S603 - our own interpreter on our own files
-        [sys.executable, "-m", "pytest", *options, *files],
+    if block.is_test_module:
+        # anyio's is the one plugin a block may use; loading every installed one (hypothesis,
+        # pytest-cov, ...) took most of each run.
+        environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        options = ["-q", "-rs", "-W", "error", "-p", "no:cacheprovider", "-p", "anyio"]
+        command = [sys.executable, "-m", "pytest", source.name, *options]
+        output = run(block, command, environment, tmp_path)
+        assert " passed" in output, output
+        assert "skipped" not in output, f"{block.id} skips a test:\n{output}"
+        return
+    with FakePostal().serve() as base_url:
+        environment.update(POSTAL_BASE_URL=base_url, POSTAL_API_KEY=DEFAULT_API_KEY)
+        run(block, [sys.executable, "-W", "error", source.name], environment, tmp_path)
+
+
+def run(block: CodeBlock, command: list[str], environment: dict[str, str], folder: Path) -> str:
+    """Run a command in `folder`; its output, after checking that it succeeded."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter on our own file
+        command,
         cwd=folder,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         check=False,
     )
-    if not (folder / "report.xml").exists():
-        pytest.fail(f"pytest wrote no report:\n{result.stdout}{result.stderr}")
-    reports: dict[str, ModuleReport] = {}
-    tree = ElementTree.parse(folder / "report.xml")  # noqa: S314 - pytest's, written just now
-    for case in tree.iter("testcase"):
-        # A collection error is reported with the module as the test's name.
-        module = case.get("classname", "").split(".")[0] or case.get("name", "")
-        report = reports.get(module, ModuleReport())
-        problems = [
-            f"{child.tag} in {case.get('name')}: {child.get('message')}\n{child.text or ''}"
-            for child in case
-            if child.tag in ("failure", "error", "skipped")
-        ]
-        reports[module] = ModuleReport(
-            passed=report.passed + (not problems), problems=(*report.problems, *problems)
-        )
-    return reports
-
-
-@pytest.mark.parametrize(
-    "block", params([block for block in PYTHON_BLOCKS if block.is_test_module])
-)
-def test_test_module_passes(block: CodeBlock, test_module_reports: dict[str, ModuleReport]) -> None:
-    report = test_module_reports.get(block.module_name, ModuleReport())
-    assert not report.problems, f"{block.id} under pytest:\n" + "\n".join(report.problems)
-    assert report.passed, f"{block.id}: pytest ran no test of it"
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{block.id} fails:\n{output}"
+    return output
 
 
 def test_every_block_names_its_language() -> None:
