@@ -21,8 +21,10 @@ TEST_TOOLS = [
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
-    # Lexes the Markdown code blocks that tests/docs/test_docs_examples.py runs.
+    # Lexes the Markdown code blocks that tests/docs/test_docs_examples.py runs (and mypy
+    # type-checks them there).
     "sybil>=9",
+    "mypy>=1.10",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 

@@ -16,7 +16,8 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   and it must pass with no test skipped.
 - A Python block that cannot run as written (a fragment of a settings file, say) is marked
   `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
-- Warnings are errors, as in the rest of the suite.
+- Warnings are errors, as in the rest of the suite, and mypy (not strict, but checking
+  unannotated functions and possibly unbound names) accepts every block.
 """
 
 from __future__ import annotations
@@ -148,6 +149,24 @@ def run(block: CodeBlock, command: list[str], environment: dict[str, str], folde
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{block.id} fails:\n{output}"
     return output
+
+
+def test_python_blocks_pass_mypy(tmp_path: Path) -> None:
+    # A reader's type checker sees what mypy sees: a name that may be unbound, an optional
+    # expansion read without a check. One run for every block: each start costs seconds.
+    for block in PYTHON_BLOCKS:
+        if block.not_run_reason is None:
+            name = re.sub(r"\W", "_", block.id)
+            (tmp_path / f"{name}.py").write_text("\n" * block.line + block.source, "utf-8")
+    checks = ["--check-untyped-defs", "--enable-error-code", "possibly-undefined"]
+    # Not every library a page uses ships types; their absence is not the page's fault.
+    ignored = ["--disable-error-code", "import-untyped"]
+    options = ["--no-incremental", "--explicit-package-bases", "--python-version", "3.10"]
+    command = [sys.executable, "-m", "mypy", *options, *checks, *ignored, "."]
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_block_names_its_language() -> None:
