@@ -9,7 +9,8 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   (`anyio.run(main)` or `asyncio.run(main())`). It runs as `python FILE` would, in a
   process of its own, in an empty temporary directory, with `POSTAL_BASE_URL` and
   `POSTAL_API_KEY` naming a `FakePostal` served on 127.0.0.1 for that block alone (its
-  defaults: key `DEFAULT_API_KEY`, sending domain example.com). It talks to nothing else.
+  defaults: key `DEFAULT_API_KEY`, sending domain example.com), and no proxy variables. It
+  talks to nothing else.
 - A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
   instead: pytest runs it (with the anyio plugin and no other), in a process of its own
   with no `POSTAL_*` variables in its environment (a test makes its own `FakePostal`),
@@ -118,7 +119,12 @@ def test_python_block_runs_as_written(block: CodeBlock, tmp_path: Path) -> None:
     source = tmp_path / (kind + "_" + re.sub(r"\W", "_", block.id) + ".py")
     # Padded so that a traceback names the block's own line in the Markdown file.
     source.write_text("\n" * block.line + block.source, encoding="utf-8")
-    environment = {name: value for name, value in os.environ.items() if "POSTAL" not in name}
+    # Neither the machine's proxies nor a Postal of its own decide whether a block works.
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if "POSTAL" not in name and not name.lower().endswith("_proxy")
+    }
     environment["PYTHONPATH"] = str(Path(postal_sdk.__file__).parents[1])
     if block.is_test_module:
         # anyio's is the one plugin a block may use; loading every installed one (hypothesis,
