@@ -9,8 +9,8 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   (`anyio.run(main)` or `asyncio.run(main())`). It runs as `python FILE` would, in a
   process of its own, in an empty temporary directory, with `POSTAL_BASE_URL` and
   `POSTAL_API_KEY` naming a `FakePostal` served on 127.0.0.1 for that block alone (its
-  defaults: key `DEFAULT_API_KEY`, sending domain example.com), and no proxy variables. It
-  talks to nothing else.
+  defaults: key `DEFAULT_API_KEY`, sending domain example.com), and no proxy variables. A
+  block that names `REDIS_URL` gets an empty Redis there. It talks to nothing else.
 - A Python block with a top-level `def test_...` (or `async def test_...`) is a test module
   instead: pytest runs it (with the anyio plugin and no other), in a process of its own
   with no `POSTAL_*` variables in its environment (a test makes its own `FakePostal`),
@@ -24,6 +24,7 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import subprocess
@@ -136,8 +137,15 @@ def test_python_block_runs_as_written(block: CodeBlock, tmp_path: Path) -> None:
         assert " passed" in output, output
         assert "skipped" not in output, f"{block.id} skips a test:\n{output}"
         return
-    with FakePostal().serve() as base_url:
+    with contextlib.ExitStack() as services:
+        base_url = services.enter_context(FakePostal().serve())
         environment.update(POSTAL_BASE_URL=base_url, POSTAL_API_KEY=DEFAULT_API_KEY)
+        if "REDIS_URL" in block.source:
+            # The scale-out page's programs get an empty Redis of their own, started as the
+            # Redis tests start theirs (tests/redis_server.py comes with postal_sdk.redis).
+            from tests.redis_server import running_redis
+
+            environment["REDIS_URL"] = services.enter_context(running_redis())
         run(block, [sys.executable, "-W", "error", source.name], environment, tmp_path)
 
 
