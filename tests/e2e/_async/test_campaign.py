@@ -7,7 +7,7 @@ queued, so "never sent twice" is a count there, not a claim of the client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from postal_sdk import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     JournalError,
+    Message,
     RateLimit,
     SendInDoubt,
     SendOutcome,
@@ -54,6 +55,22 @@ async def drain(batch: AsyncSendMany, into: list[SendOutcome] | None = None) -> 
         async for outcome in outcomes:
             seen.append(outcome)
     return seen
+
+
+async def aborted(
+    base_url: str,
+    api_key: str,
+    messages: Iterable[Message],
+    concurrency: int,
+    seen: list[SendOutcome] | None = None,
+) -> BatchAborted:
+    """The `BatchAborted` that ends a batch of `messages` sent with `api_key`."""
+    async with AsyncPostal(base_url, api_key, backoff=NO_WAIT) as postal:
+        try:
+            await drain(postal.send_many(messages, concurrency=concurrency), seen)
+        except BatchAborted as stop:
+            return stop
+    raise AssertionError("the batch ran to its end")
 
 
 @pytest.fixture
@@ -223,8 +240,7 @@ async def test_nothing_is_sent_when_the_intent_cannot_be_recorded(
     async with AsyncPostal(base_url, DEFAULT_API_KEY, journal=journal) as postal:
         with pytest.raises(JournalError):
             await postal.send_message(message(), idempotency_key="k")
-        async with postal.send_many([message()], key=lambda index, m: f"k{index}") as outcomes:
-            [outcome] = [o async for o in outcomes]
+        [outcome] = await drain(postal.send_many([message()], key=lambda index, m: f"k{index}"))
 
     assert isinstance(outcome.error, JournalError)
     assert fake.requests == ()
@@ -279,42 +295,34 @@ async def test_a_wrong_api_key_stops_the_batch_after_the_sends_under_way(
 ) -> None:
     messages = (message(f"m{n}") for n in range(1000))
     seen: list[SendOutcome] = []
-    async with AsyncPostal(base_url, "wrongKey0123456789abcdEF", backoff=NO_WAIT) as postal:
-        with pytest.raises(BatchAborted) as raised:
-            await drain(postal.send_many(messages, concurrency=4), seen)
+    stop = await aborted(base_url, "wrongKey0123456789abcdEF", messages, 4, seen)
 
-    aborted = raised.value
-    assert isinstance(aborted.cause, AuthenticationError)
-    assert 1 <= aborted.submitted <= 8
-    assert sorted(o.index for o in seen) == list(range(aborted.submitted))
-    assert len([r for r in fake.requests if r.endpoint == "send/message"]) <= aborted.submitted
+    assert isinstance(stop.cause, AuthenticationError)
+    assert 1 <= stop.submitted <= 8
+    assert sorted(o.index for o in seen) == list(range(stop.submitted))
+    assert len([r for r in fake.requests if r.endpoint == "send/message"]) <= stop.submitted
 
 
 async def test_a_suspended_server_stops_the_batch(base_url: str, fake: FakePostal) -> None:
     fake.server.suspended = True
-    async with AsyncPostal(base_url, DEFAULT_API_KEY, backoff=NO_WAIT) as postal:
-        with pytest.raises(BatchAborted) as raised:
-            await drain(postal.send_many([message()] * 100, concurrency=2))
+    stop = await aborted(base_url, DEFAULT_API_KEY, [message()] * 100, 2)
 
-    assert isinstance(raised.value.cause, ServerSuspended)
-    assert raised.value.submitted < 100
+    assert isinstance(stop.cause, ServerSuspended)
+    assert stop.submitted < 100
 
 
 async def test_a_server_that_cannot_be_reached_stops_the_batch(closed_port_url: str) -> None:
-    async with AsyncPostal(closed_port_url, DEFAULT_API_KEY, backoff=NO_WAIT) as postal:
-        with pytest.raises(BatchAborted) as raised:
-            await drain(postal.send_many([message()] * 2000, concurrency=4))
+    stop = await aborted(closed_port_url, DEFAULT_API_KEY, [message()] * 2000, 4)
 
-    assert isinstance(raised.value.cause, APIConnectionError)
-    assert raised.value.submitted <= 8
+    assert isinstance(stop.cause, APIConnectionError)
+    assert stop.submitted <= 8
 
 
 async def test_one_refused_message_does_not_stop_the_batch(
     async_postal: AsyncPostal, fake: FakePostal
 ) -> None:
     messages = [message("m0"), message("bad", from_="x@unverified.example"), message("m2")]
-    async with async_postal.send_many(messages, concurrency=1) as outcomes:
-        got = [o async for o in outcomes]
+    got = await drain(async_postal.send_many(messages, concurrency=1))
 
     assert [o.ok for o in got] == [True, False, True]
 
