@@ -52,6 +52,11 @@ class Pacer(Protocol):
     tasks (the async form, which must not block the event loop and must work on asyncio
     and trio). A pace that cannot tell when the next slot is (its store is unreachable)
     raises a `PostalError` instead of returning 0: it fails closed, and the send is not made.
+
+    A send that wakes later than its slot by more than the pace's `interval` (seconds
+    between two sends at the steady rate; an optional attribute, 20 ms when missing)
+    reserves again instead of leaving: after a stall of the process, its sends stay
+    spaced instead of leaving together.
     """
 
     def reserve(self) -> float:
