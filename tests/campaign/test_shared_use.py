@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk import AsyncPostal, Postal, RateLimit, SendResult
+from postal_sdk import AsyncPostal, JournalError, Postal, RateLimit, SendResult
 from postal_sdk.journal import SQLiteJournal
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency
 from tests.campaign.support import arrivals, assert_paced
@@ -130,3 +130,48 @@ def test_the_sync_batch_takes_a_pace_and_keys(fake: FakePostal, journal: SQLiteJ
     assert all(o.ok and o.replayed for o in again)
     assert len(fake.outbox) == 20
     assert_paced(times, rate)
+
+
+@pytest.mark.anyio
+async def test_leaving_a_keyed_batch_early_leaves_only_the_interrupted_keys_in_doubt(
+    fake: FakePostal, http: httpx.AsyncClient, journal: SQLiteJournal
+) -> None:
+    fake.add_fault(Latency(0.05), path="send/message")
+    messages = [message(f"m{n}") for n in range(100)]
+    async with AsyncPostal(
+        "http://postal", DEFAULT_API_KEY, http_client=http, journal=journal
+    ) as postal:
+        batch = postal.send_many(messages, concurrency=8, key=lambda i, m: f"k{i}")
+        async with batch as outcomes:
+            async for _ in outcomes:
+                break
+
+    interrupted = {f"k{index}" for index, _ in batch.interrupted}
+    in_doubt = {entry.key for entry in journal.in_doubt()}
+    assert in_doubt
+    assert in_doubt <= interrupted
+    for key in interrupted - in_doubt:
+        assert journal.get(key) is None  # Cancelled before its request: the key is free.
+    for index in range(batch.submitted, 100):
+        assert journal.get(f"k{index}") is None  # Never taken: never claimed.
+
+
+@pytest.mark.anyio
+async def test_a_pace_that_fails_sends_nothing(fake: FakePostal, http: httpx.AsyncClient) -> None:
+    class Unreachable:
+        def reserve(self) -> float:
+            raise JournalError("the pace's store is unreachable")
+
+        async def async_reserve(self) -> float:
+            return self.reserve()
+
+    async with AsyncPostal(
+        "http://postal", DEFAULT_API_KEY, http_client=http, rate_limit=Unreachable()
+    ) as postal:
+        with pytest.raises(JournalError):
+            await postal.send_message(message())
+        async with postal.send_many([message()]) as outcomes:
+            [outcome] = [o async for o in outcomes]
+
+    assert isinstance(outcome.error, JournalError)
+    assert fake.requests == ()

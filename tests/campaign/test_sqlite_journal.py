@@ -269,3 +269,13 @@ def test_the_fingerprint_tells_recipients_apart_not_bodies() -> None:
     raw = RawMessage(mail_from="a@example.com", rcpt_to=["x@example.org"], data=b"A: b\r\n\r\nc")
     same = RawMessage(mail_from="a@example.com", rcpt_to=["x@example.org"], data=b"D: e\r\n\r\nf")
     assert fingerprint(raw) == fingerprint(same)
+
+
+def test_a_directory_the_process_cannot_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real read-only test above cannot run as root (root writes anywhere): here the
+    # permission check itself answers no, as it does for any other user.
+    monkeypatch.setattr("postal_sdk.journal.os.access", lambda path, mode: False)
+    with pytest.raises(ConfigurationError, match="not writable"):
+        SQLiteJournal(tmp_path / "sends.db")
