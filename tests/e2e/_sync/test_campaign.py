@@ -40,7 +40,7 @@ from postal_sdk.testing import (
     FakePostal,
     ServiceUnavailable,
 )
-from tests.campaign.support import CountingPacer, arrivals, assert_paced
+from tests.campaign.support import OPENING, CountingPacer, arrivals, assert_paced
 from tests.e2e.support import NO_WAIT, message, raw_message, subjects_sent
 
 pytestmark = pytest.mark.sync
@@ -333,7 +333,7 @@ def test_the_client_rate_limit_paces_every_send(base_url: str, fake: FakePostal)
         assert all(o.ok for o in drain(postal.send_many([message()] * 40, concurrency=16)))
 
     assert len(times) == 40
-    assert_paced(times, RATE)
+    assert_paced(times, RATE, opening=OPENING)
 
 
 def test_a_batch_rate_limit_applies_within_the_client_one(base_url: str, fake: FakePostal) -> None:
@@ -344,7 +344,7 @@ def test_a_batch_rate_limit_applies_within_the_client_one(base_url: str, fake: F
         )
         assert all(o.ok for o in drain(batch))
 
-    assert_paced(times, RATE)
+    assert_paced(times, RATE, opening=OPENING)
 
 
 def test_a_retried_send_takes_one_slot_of_the_pace(base_url: str, fake: FakePostal) -> None:
