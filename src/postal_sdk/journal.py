@@ -641,6 +641,7 @@ class SQLiteJournal:
                 first = self._queue.get(timeout=renew_every)
             except queue.Empty:
                 first = _Op(self._renew_own)
+                last_renewal = time.monotonic()
             batch: list[_Op] = []
             item: _Op | None = first
             while True:
