@@ -145,19 +145,16 @@ class RateLimit:
         Raises:
             InvalidArgumentError: Text of another form, or a bad count or period.
         """
-        count_text, slash, per_text = text.strip().partition("/")
+        count_text, _, per_text = text.strip().partition("/")
         per: Period | float
         try:
             count = int(count_text)
+            # No "/" leaves `per_text` empty, which float() refuses too.
             per = per_text if per_text in PERIODS else float(per_text)  # type: ignore[assignment]
         except ValueError:
             raise InvalidArgumentError(
                 "rate", f"expected COUNT/PERIOD like '600/hour' or '10/2.5', not {text!r}"
             ) from None
-        if not slash:
-            raise InvalidArgumentError(
-                "rate", f"expected COUNT/PERIOD like '600/hour' or '10/2.5', not {text!r}"
-            )
         return cls(count, per, burst=burst)
 
     @property

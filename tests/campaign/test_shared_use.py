@@ -60,6 +60,29 @@ async def test_tasks_sending_one_key_at_once_send_it_once(
     assert sorted(result.replayed for result in results) == [False, True, True, True, True]
 
 
+def test_threads_sending_one_key_at_once_send_it_once(
+    fake: FakePostal, journal: SQLiteJournal
+) -> None:
+    fake.add_fault(Latency(0.2), path="send/message")
+    results: list[SendResult] = []
+    with (
+        httpx.Client(transport=fake.transport()) as http,
+        Postal("http://postal", DEFAULT_API_KEY, http_client=http, journal=journal) as postal,
+    ):
+
+        def send() -> None:
+            results.append(postal.send_message(message("once"), idempotency_key="k"))
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert subjects_sent(fake) == ["once"]
+    assert sorted(result.replayed for result in results) == [False, True, True, True]
+
+
 @pytest.mark.anyio
 async def test_copies_and_tasks_share_the_client_pace(
     fake: FakePostal, http: httpx.AsyncClient
