@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk import AsyncPostal, JournalError, Postal, RateLimit, SendResult
+from postal_sdk import AsyncPostal, BatchAborted, JournalError, Postal, RateLimit, SendResult
 from postal_sdk.journal import SQLiteJournal
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency
 from tests.campaign.support import arrivals, assert_paced
@@ -193,8 +193,11 @@ async def test_a_pace_that_fails_sends_nothing(fake: FakePostal, http: httpx.Asy
     ) as postal:
         with pytest.raises(JournalError):
             await postal.send_message(message())
-        async with postal.send_many([message()]) as outcomes:
-            [outcome] = [o async for o in outcomes]
+        seen = []
+        with pytest.raises(BatchAborted) as raised:
+            async with postal.send_many([message()] * 20, concurrency=2) as outcomes:
+                seen.extend([o async for o in outcomes])
 
-    assert isinstance(outcome.error, JournalError)
+    assert isinstance(raised.value.cause, JournalError)
+    assert all(isinstance(outcome.error, JournalError) for outcome in seen)
     assert fake.requests == ()

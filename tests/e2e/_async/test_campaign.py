@@ -240,9 +240,15 @@ async def test_nothing_is_sent_when_the_intent_cannot_be_recorded(
     async with AsyncPostal(base_url, DEFAULT_API_KEY, journal=journal) as postal:
         with pytest.raises(JournalError):
             await postal.send_message(message(), idempotency_key="k")
-        [outcome] = await drain(postal.send_many([message()], key=lambda index, m: f"k{index}"))
+        seen: list[SendOutcome] = []
+        batch = postal.send_many([message()] * 50, concurrency=4, key=lambda i, m: f"k{i}")
+        with pytest.raises(BatchAborted) as raised:
+            await drain(batch, seen)
 
-    assert isinstance(outcome.error, JournalError)
+    # Every later keyed send would fail the same way: the batch stops after the first.
+    assert isinstance(raised.value.cause, JournalError)
+    assert len(seen) == raised.value.submitted <= 8
+    assert all(isinstance(outcome.error, JournalError) for outcome in seen)
     assert fake.requests == ()
 
 
