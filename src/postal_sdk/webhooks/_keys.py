@@ -18,7 +18,12 @@ from typing import Any, Literal
 
 import attrs
 
-from postal_sdk.webhooks._events import WebhookError
+from postal_sdk.errors import (
+    UnknownKeyError,
+    WebhookKeyError,
+    WebhookVerificationError,
+    WebhookVerificationFailure,
+)
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -52,64 +57,6 @@ _HASHES: Mapping[SignatureAlgorithm, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha1": hashes.SHA1,
 }
-
-WebhookVerificationFailure = Literal[
-    "missing_signature",
-    "legacy_signature_only",
-    "malformed_signature",
-    "bad_signature",
-    "unknown_key",
-    "body_too_large",
-    "invalid_key",
-]
-"""Why a request could not be verified.
-
-- `missing_signature`: no `X-Postal-Signature-256` (nor `X-Postal-Signature`) header;
-- `legacy_signature_only`: only the SHA-1 `X-Postal-Signature`, and SHA-1 is not allowed;
-- `malformed_signature`: a signature header that is not strict base64, or given twice
-  with different values;
-- `bad_signature`: the signature does not match the body and key (another key, a changed
-  body);
-- `unknown_key`: `X-Postal-Signature-KID` names no known key (`UnknownKeyError`);
-- `body_too_large`: the body is over the verifier's `max_body_size`;
-- `invalid_key`: key material (PEM, DKIM record, JWK, JWKS) is unusable (`WebhookKeyError`).
-"""
-
-
-class WebhookVerificationError(WebhookError):
-    """A webhook request could not be proven to come from Postal: reject it.
-
-    `reason` says why (see `WebhookVerificationFailure`).
-    """
-
-    reason: WebhookVerificationFailure
-
-    def __init__(self, reason: WebhookVerificationFailure, message: str) -> None:
-        super().__init__(reason, message)
-
-
-class UnknownKeyError(WebhookVerificationError):
-    """The request was signed with a key this verifier does not know (`kid`).
-
-    Postal may have a new signing key: fetch its JWKS again, once, and retry.
-    """
-
-    def __init__(self, kid: str, known: Iterable[str]) -> None:
-        self.kid = kid
-        # The kid comes from the request: show a bounded, escaped excerpt of it.
-        shown = ", ".join(known) or "none"
-        super().__init__("unknown_key", f"no key has kid {kid[:80]!r} (known: {shown})")
-
-
-class WebhookKeyError(WebhookVerificationError):
-    """Key material that cannot be used: a bad PEM, DKIM record, JWK or JWKS, or not RSA.
-
-    A subclass of `WebhookVerificationError` so that code rejecting unverifiable requests
-    also rejects them when the keys themselves are broken.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__("invalid_key", message)
 
 
 def compute_kid(public_key: rsa.RSAPublicKey) -> str:
