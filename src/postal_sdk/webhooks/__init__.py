@@ -73,11 +73,13 @@ from postal_sdk.webhooks._keys import (
     WebhookKey,
     WebhookKeyError,
     WebhookKeySet,
+    WebhookKeySource,
     WebhookVerificationError,
     WebhookVerificationFailure,
     compute_kid,
     dkim_record,
     jwks_document,
+    key_set,
     sign_webhook_body,
 )
 
@@ -114,6 +116,7 @@ __all__ = [
     "WebhookKey",
     "WebhookKeyError",
     "WebhookKeySet",
+    "WebhookKeySource",
     "WebhookMessage",
     "WebhookParseError",
     "WebhookParseFailure",
@@ -166,12 +169,6 @@ def _decode_signature(value: str, name: str) -> bytes:
     return signature
 
 
-def _key_set(keys: WebhookKeySet | WebhookKey | Iterable[WebhookKey]) -> WebhookKeySet:
-    if isinstance(keys, WebhookKeySet):
-        return keys
-    return WebhookKeySet([keys] if isinstance(keys, WebhookKey) else keys)
-
-
 def _raw_body(body: bytes | bytearray | memoryview) -> bytes:
     if isinstance(body, str):
         raise InvalidArgumentTypeError(
@@ -184,14 +181,17 @@ def _raw_body(body: bytes | bytearray | memoryview) -> bytes:
 class WebhookVerifier:
     """Checks that webhook requests were signed by Postal, and reads their events.
 
-    `keys` is the trusted key (or keys). The SHA-256 signature is always preferred: a
-    request that has one is verified with it alone. A request with only the legacy SHA-1
-    signature (Postal before 3.2) is accepted only with `allow_legacy_sha1=True`. The key
-    is chosen by `X-Postal-Signature-KID`; without that header (Postal before 3.2) every
-    trusted key is tried. Bodies over `max_body_size` bytes are refused before any work.
+    `keys` is the trusted key (or keys), in any form of `WebhookKeySource`: a PEM
+    string, a JWKS document (text or parsed), a DKIM record, a `WebhookKey` or
+    `WebhookKeySet`; anything else is a `TypeError` that names the loader to use.
+    The SHA-256 signature is always preferred: a request that has one is verified with it
+    alone. A request with only the legacy SHA-1 signature (Postal before 3.2) is accepted
+    only with `allow_legacy_sha1=True`. The key is chosen by `X-Postal-Signature-KID`;
+    without that header (Postal before 3.2) every trusted key is tried. Bodies over
+    `max_body_size` bytes are refused before any work.
     """
 
-    keys: WebhookKeySet = attrs.field(converter=_key_set)
+    keys: WebhookKeySet = attrs.field(converter=key_set)
     allow_legacy_sha1: bool = attrs.field(default=False, kw_only=True)
     max_body_size: int = attrs.field(default=1_000_000, kw_only=True)
 
@@ -224,7 +224,7 @@ class WebhookVerifier:
             "bad_signature", f"the {algorithm.upper()} signature does not match the body"
         )
 
-    def with_keys(self, keys: WebhookKeySet | WebhookKey | Iterable[WebhookKey]) -> WebhookVerifier:
+    def with_keys(self, keys: WebhookKeySource) -> WebhookVerifier:
         """A copy of this verifier that trusts `keys` instead (after a JWKS refetch)."""
         return attrs.evolve(self, keys=keys)
 

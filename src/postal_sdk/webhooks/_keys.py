@@ -14,11 +14,12 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
 from postal_sdk.errors import (
+    InvalidArgumentTypeError,
     UnknownKeyError,
     WebhookKeyError,
     WebhookVerificationError,
@@ -42,11 +43,13 @@ __all__ = [
     "WebhookKey",
     "WebhookKeyError",
     "WebhookKeySet",
+    "WebhookKeySource",
     "WebhookVerificationError",
     "WebhookVerificationFailure",
     "compute_kid",
     "dkim_record",
     "jwks_document",
+    "key_set",
     "sign_webhook_body",
 ]
 
@@ -218,6 +221,83 @@ class WebhookKeySet:
 
     def __len__(self) -> int:
         return len(self._by_kid)
+
+
+# The bare `p=` value of a DKIM record: base64 of a DER key, possibly split by whitespace.
+_DKIM_VALUE = re.compile(r"[A-Za-z0-9+/=\s]+")
+
+
+WebhookKeySource: TypeAlias = (
+    WebhookKeySet
+    | WebhookKey
+    | Iterable[WebhookKey | str | bytes | Mapping[str, Any]]
+    | str
+    | bytes
+    | Mapping[str, Any]
+    | rsa.RSAPublicKey
+)
+"""What `WebhookVerifier` trusts: a key set or key, or the key material as users hold it.
+
+A PEM public key (`str` or `bytes`), a JWKS document (its JSON text, or parsed), one JWK
+(parsed), Postal's DKIM TXT record (or its `p=` value), a `cryptography` RSA public key,
+or a list of any of these.
+"""
+
+_KEY_CONSTRUCTORS = (
+    "WebhookKey.from_pem(pem), WebhookKeySet.from_jwks(document), "
+    "WebhookKey.from_dkim_record(record) or WebhookKey.from_public_key(key)"
+)
+
+
+def _keys_from_text(text: str) -> WebhookKeySet | WebhookKey:
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        return WebhookKey.from_pem(stripped)
+    if stripped.startswith("{"):
+        return WebhookKeySet.from_jwks(stripped)
+    if "p=" in stripped or _DKIM_VALUE.fullmatch(stripped.replace('"', "")):
+        return WebhookKey.from_dkim_record(stripped)
+    raise WebhookKeyError(
+        "the text is not a PEM public key, a JWKS document or a DKIM record "
+        "(to read a key file, pass its contents, not its path)"
+    )
+
+
+def _keys_from(keys: object) -> WebhookKeySet | WebhookKey:
+    if isinstance(keys, (WebhookKeySet, WebhookKey)):
+        return keys
+    if isinstance(keys, rsa.RSAPublicKey):
+        return WebhookKey.from_public_key(keys)
+    if isinstance(keys, (bytes, bytearray, memoryview)):
+        try:
+            return _keys_from_text(bytes(keys).decode("ascii"))
+        except UnicodeDecodeError:
+            raise WebhookKeyError(
+                "the bytes are not text: a DER key is loaded with "
+                "WebhookKey.from_public_key(serialization.load_der_public_key(der))"
+            ) from None
+    if isinstance(keys, str):
+        return _keys_from_text(keys)
+    if isinstance(keys, Mapping):
+        # A JWKS has "keys"; a lone JWK has "kty".
+        return WebhookKey.from_jwk(keys) if "kty" in keys else WebhookKeySet.from_jwks(keys)
+    raise InvalidArgumentTypeError(
+        "keys", f"cannot trust a {type(keys).__name__}: load keys with {_KEY_CONSTRUCTORS}"
+    )
+
+
+def key_set(keys: WebhookKeySource) -> WebhookKeySet:
+    """The trusted keys, from whatever form of key material `keys` is in."""
+    if isinstance(
+        keys, (WebhookKeySet, WebhookKey, str, bytes, bytearray, memoryview, Mapping)
+    ) or not isinstance(keys, Iterable):
+        found = _keys_from(keys)
+        return found if isinstance(found, WebhookKeySet) else WebhookKeySet([found])
+    collected: list[WebhookKey] = []
+    for item in keys:
+        found = _keys_from(item)
+        collected.extend(found if isinstance(found, WebhookKeySet) else [found])
+    return WebhookKeySet(collected)
 
 
 def sign_webhook_body(body: bytes, private_key: rsa.RSAPrivateKey) -> dict[str, str]:
