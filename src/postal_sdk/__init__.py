@@ -44,6 +44,7 @@ from postal_sdk.errors import (
     WebhookError,
     WebhookKeyError,
     WebhookParseError,
+    WebhookTooOldError,
     WebhookVerificationError,
 )
 from postal_sdk.models import (
@@ -118,6 +119,7 @@ __all__ = [
     "WebhookError",
     "WebhookKeyError",
     "WebhookParseError",
+    "WebhookTooOldError",
     "WebhookVerificationError",
     "__version__",
 ]

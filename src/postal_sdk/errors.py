@@ -11,6 +11,7 @@ so that catching them needs neither that module nor its `cryptography` dependenc
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ __all__ = [
     "WebhookKeyError",
     "WebhookParseError",
     "WebhookParseFailure",
+    "WebhookTooOldError",
     "WebhookVerificationError",
     "WebhookVerificationFailure",
 ]
@@ -273,6 +275,7 @@ WebhookVerificationFailure = Literal[
     "unknown_key",
     "body_too_large",
     "invalid_key",
+    "too_old",
 ]
 """Why a request could not be verified.
 
@@ -284,7 +287,9 @@ WebhookVerificationFailure = Literal[
   body);
 - `unknown_key`: `X-Postal-Signature-KID` names no known key (`UnknownKeyError`);
 - `body_too_large`: the body is over the verifier's `max_body_size`;
-- `invalid_key`: key material (PEM, DKIM record, JWK, JWKS) is unusable (`WebhookKeyError`).
+- `invalid_key`: key material (PEM, DKIM record, JWK, JWKS) is unusable (`WebhookKeyError`);
+- `too_old`: a validly signed event whose `timestamp` is older than the verifier's
+  `max_age` (`WebhookTooOldError`): a replay, or a delivery later than allowed.
 """
 
 
@@ -322,3 +327,20 @@ class WebhookKeyError(WebhookVerificationError):
 
     def __init__(self, message: str) -> None:
         super().__init__("invalid_key", message)
+
+
+class WebhookTooOldError(WebhookVerificationError):
+    """A validly signed event older than the verifier's `max_age`: refuse it as a replay.
+
+    `timestamp` is the event's own (when Postal queued it; its retries keep it), `age`
+    the seconds from then to the check, and `max_age` the limit in seconds.
+    """
+
+    def __init__(self, timestamp: datetime, age: float, max_age: float) -> None:
+        self.timestamp = timestamp
+        self.age = age
+        self.max_age = max_age
+        super().__init__(
+            "too_old",
+            f"the event is {age:.0f} s old ({timestamp.isoformat()}), over max_age {max_age:g} s",
+        )

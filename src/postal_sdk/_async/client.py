@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -347,6 +348,7 @@ class AsyncPostal:
         *,
         allow_legacy_sha1: bool = False,
         max_body_size: int = 1_000_000,
+        max_age: float | timedelta | None = None,
     ) -> WebhookEvent:
         """Verify a webhook request from this Postal and parse it into a typed event.
 
@@ -354,10 +356,13 @@ class AsyncPostal:
         cached by the client (and its `with_options` copies); a request signed with a key
         the cache does not know makes the client fetch them again, at most once a minute.
         `body` must be the raw request body, exactly as received. Needs the `webhooks` extra.
+        `max_age` (seconds or a `timedelta`) refuses events older than that, as replays:
+        see `WebhookVerifier`.
 
         Raises:
             WebhookVerificationError: The signature is missing, malformed or wrong, or the
                 key is unknown even after fetching the keys again.
+            WebhookTooOldError: The event is older than `max_age`.
             WebhookParseError: The verified body is not a Postal webhook.
         """
         self._check_open()
@@ -365,7 +370,11 @@ class AsyncPostal:
         if connection.webhook_keys is None:
             connection.webhook_keys = AsyncWebhookKeys(self, _WEBHOOK_KEYS_REFETCH_INTERVAL)
         return await connection.webhook_keys.verify(
-            body, headers, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size
+            body,
+            headers,
+            allow_legacy_sha1=allow_legacy_sha1,
+            max_body_size=max_body_size,
+            max_age=max_age,
         )
 
     def _check_open(self) -> None:
