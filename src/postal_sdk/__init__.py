@@ -10,7 +10,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from postal_sdk._async.client import AsyncPostal
-from postal_sdk._async.fanout import AsyncSendMany, SendOutcome, SendProgress
+from postal_sdk._async.fanout import (
+    AsyncSendMany,
+    SendFailure,
+    SendOutcome,
+    SendProgress,
+    SendSuccess,
+)
 from postal_sdk._retry import Backoff
 from postal_sdk._sync.client import Postal
 from postal_sdk._sync.fanout import SendMany
@@ -104,10 +110,12 @@ __all__ = [
     "Postal",
     "PostalError",
     "RawMessage",
+    "SendFailure",
     "SendMany",
     "SendOutcome",
     "SendProgress",
     "SendResult",
+    "SendSuccess",
     "SentMessage",
     "ServerSuspended",
     "TooManyBCCAddresses",

@@ -184,9 +184,10 @@ class MessageNotFound(APIError):
     """No message with that id exists on this server (or it was removed by retention)."""
 
     @property
-    def id(self) -> Any:
-        """The id Postal reports it looked for."""
-        return self.data.get("id")
+    def id(self) -> int | None:
+        """The id Postal reports it looked for (`None` if its reply had no integer id)."""
+        found = self.data.get("id")
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 ERROR_CLASSES: Mapping[str, type[APIError]] = MappingProxyType(

@@ -20,9 +20,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from postal_sdk._async.fanout import (
+    InterruptedSend,
     ProgressHook,
+    SendFailure,
     SendOutcome,
     SendProgress,
+    SendSuccess,
     check_concurrency,
     check_source,
     not_a_message,
@@ -32,7 +35,15 @@ from postal_sdk.models import Message, RawMessage
 if TYPE_CHECKING:
     from postal_sdk._sync.client import Postal
 
-__all__ = ["MessageSource", "ProgressHook", "SendMany", "SendOutcome", "SendProgress"]
+__all__ = [
+    "MessageSource",
+    "ProgressHook",
+    "SendFailure",
+    "SendMany",
+    "SendOutcome",
+    "SendProgress",
+    "SendSuccess",
+]
 
 MessageSource = Iterable[Message | RawMessage]
 """What `Postal.send_many` takes: any iterable of messages."""
@@ -93,7 +104,7 @@ class SendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """Always empty: the sync batch waits for the sends under way when it ends."""
 
     @property
@@ -176,7 +187,7 @@ class SendMany:
                 self._running += 1
                 self._pool.submit(self._run, index, item)
             else:
-                self._store(SendOutcome(index, item, error=not_a_message(index, item)))
+                self._store(SendFailure(index, item, not_a_message(index, item)))
 
     def _run(self, index: int, item: Message | RawMessage) -> None:
         """In a pool thread: one send, its outcome put on the queue whatever happens."""
@@ -186,12 +197,12 @@ class SendMany:
             else:
                 result = self._client.send_raw(item)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
-            self._finished.put(SendOutcome(index, item, error=error))
+            self._finished.put(SendFailure(index, item, error))
         except BaseException as error:
             self._finished.put(error)
             raise
         else:
-            self._finished.put(SendOutcome(index, item, result=result))
+            self._finished.put(SendSuccess(index, item, result))
 
     def _collect(self, finished: SendOutcome | BaseException) -> None:
         self._running -= 1
