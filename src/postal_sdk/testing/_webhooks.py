@@ -33,7 +33,6 @@ from postal_sdk.testing._records import FakeClick, FakeDelivery, FakeEvent, Fake
 from postal_sdk.testing._responses import JSON_CONTENT_TYPE
 from postal_sdk.testing._ruby import rails_json
 from postal_sdk.testing._state import FakeServer
-from postal_sdk.webhooks._events import EVENT_TYPES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -73,6 +72,9 @@ def _check_url(url: str) -> str:
 def _check_events(events: Iterable[str] | None) -> frozenset[str] | None:
     if events is None:
         return None
+    # Imported here: postal_sdk.webhooks needs cryptography, which the rest of the fake does not.
+    from postal_sdk.webhooks import EVENT_TYPES
+
     chosen = frozenset([events] if isinstance(events, str) else events)
     unknown = sorted(chosen - EVENT_TYPES.keys())
     if unknown:
