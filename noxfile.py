@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -18,6 +18,7 @@ TEST_TOOLS = [
     "trio>=0.25",
     "hypothesis>=6.100",
     "fastapi>=0.110",
+    "opentelemetry-sdk>=1.20",  # InMemorySpanExporter, for the tracing tests
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 # The errors and the models are loaded with the package: they need neither httpx nor anyio.
@@ -109,6 +110,12 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
+
+if os.environ.get("POSTAL_LOG"):
+    # The SDK's log on stderr at that level, as openai-python's OPENAI_LOG: see _logs.py.
+    from postal_sdk._logs import configure_logging
+
+    configure_logging(os.environ["POSTAL_LOG"])
 
 __all__ = [
     "EXPANSIONS",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
 
 from postal_sdk import (
     AsyncPostal,
@@ -166,3 +167,10 @@ async def handle_recent_webhook(postal: AsyncPostal, body: bytes, headers: dict[
 
 def handle_recent_webhook_sync(postal: Postal, body: bytes, headers: dict[str, str]) -> str:
     return postal.verify_webhook(body, headers, max_age=3600.0).uuid
+
+
+async def traced(base_url: str, provider: TracerProvider) -> None:
+    async with AsyncPostal(base_url, "key", tracing=provider) as postal:
+        await postal.get_deliveries(1)
+    with Postal(base_url, "key", tracing=True) as sync_postal:
+        sync_postal.get_deliveries(1)

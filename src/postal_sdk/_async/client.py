@@ -31,6 +31,7 @@ from postal_sdk._http.transport import HTTPBackend, async_pooled_client, check_h
 from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
 from postal_sdk._serde import converter
 from postal_sdk._synchronization import AsyncLimiter, async_sleep
+from postal_sdk._tracing import Tracing, make_tracing
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -52,6 +53,8 @@ from postal_sdk.models import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
 
 __all__ = ["AsyncPostal"]
@@ -78,6 +81,7 @@ class _Connection:
     owns_http: bool
     webhook_keys: AsyncWebhookKeys | None = None
     closed: bool = False
+    tracing: Tracing | None = None
 
 
 @attrs.frozen
@@ -115,6 +119,10 @@ class AsyncPostal:
             `"httpx"` (the default), or `"aiohttp"`, the faster path for bulk sending under
             asyncio, which needs the `postal-sdk[aiohttp]` extra. Errors, timeouts and
             retries are the same on both, except that aiohttp enforces no write timeout.
+        tracing: `True` to make an OpenTelemetry span for each API call with the global
+            tracer provider, or the `TracerProvider` to use; needs the `postal-sdk[otel]`
+            extra. Retries are events of the call's span; no key or message content is
+            recorded.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -132,6 +140,7 @@ class AsyncPostal:
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         http_backend: HTTPBackend = "httpx",
+        tracing: bool | TracerProvider = False,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         self._options = _Options(
@@ -155,6 +164,7 @@ class AsyncPostal:
             http=http_client or async_pooled_client(concurrency, checked_timeout, http_backend),
             limiter=AsyncLimiter(concurrency),
             owns_http=http_client is None,
+            tracing=make_tracing(tracing),
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}
@@ -327,7 +337,13 @@ class AsyncPostal:
 
         self._check_open()
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        tracing = self._connection.tracing
+        if tracing is None:
+            response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        else:
+            with tracing.call("GET", self._url(_JWKS), None) as call:
+                response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+                call.responded(response.status_code)
         if response.status_code != 200:
             raise UnexpectedResponseError(
                 response.status_code,
@@ -384,10 +400,31 @@ class AsyncPostal:
     async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        tracing = self._connection.tracing
+        if tracing is not None:
+            return await self._traced_post(tracing, path, payload, body, idempotent=idempotent)
         response = await self._request(
             "POST", path, body, self._request_headers, idempotent=idempotent
         )
         return unwrap(response.status_code, response.content, self._options.api_key)
+
+    async def _traced_post(
+        self,
+        tracing: Tracing,
+        path: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        with tracing.call("POST", self._url(path), payload) as call:
+            response = await self._request(
+                "POST", path, body, self._request_headers, idempotent=idempotent
+            )
+            call.responded(response.status_code)
+            data = unwrap(response.status_code, response.content, self._options.api_key)
+            call.succeeded(data)
+            return data
 
     async def _request(
         self,
@@ -459,14 +496,17 @@ class AsyncPostal:
         self, path: str, retry: int, retry_after: float | None, cause: str
     ) -> None:
         delay = self._options.backoff.delay(retry, retry_after)
+        cause = redact(cause, self._options.api_key)
         logger.info(
             "%s failed (%s); retry %d of %d in %.2f s",
             path,
-            redact(cause, self._options.api_key),
+            cause,
             retry + 1,
             self._options.max_retries,
             delay,
         )
+        if self._connection.tracing is not None:
+            self._connection.tracing.on_retry(retry + 1, delay, cause)
         await async_sleep(delay)
         self._check_open()
 

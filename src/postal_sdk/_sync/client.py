@@ -33,6 +33,7 @@ from postal_sdk._serde import converter
 from postal_sdk._sync.fanout import MessageSource, ProgressHook, SendMany
 from postal_sdk._sync.webhook_keys import WebhookKeys
 from postal_sdk._synchronization import Limiter, sleep
+from postal_sdk._tracing import Tracing, make_tracing
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -54,6 +55,8 @@ from postal_sdk.models import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
 
 __all__ = ["Postal"]
@@ -80,6 +83,7 @@ class _Connection:
     owns_http: bool
     webhook_keys: WebhookKeys | None = None
     closed: bool = False
+    tracing: Tracing | None = None
 
 
 @attrs.frozen
@@ -117,6 +121,10 @@ class Postal:
             `"httpx"` (the default), or `"aiohttp"`, the faster path for bulk sending under
             asyncio, which needs the `postal-sdk[aiohttp]` extra. Errors, timeouts and
             retries are the same on both, except that aiohttp enforces no write timeout.
+        tracing: `True` to make an OpenTelemetry span for each API call with the global
+            tracer provider, or the `TracerProvider` to use; needs the `postal-sdk[otel]`
+            extra. Retries are events of the call's span; no key or message content is
+            recorded.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -134,6 +142,7 @@ class Postal:
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         http_backend: HTTPBackend = "httpx",
+        tracing: bool | TracerProvider = False,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         self._options = _Options(
@@ -157,6 +166,7 @@ class Postal:
             http=http_client or pooled_client(concurrency, checked_timeout, http_backend),
             limiter=Limiter(concurrency),
             owns_http=http_client is None,
+            tracing=make_tracing(tracing),
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}
@@ -329,7 +339,13 @@ class Postal:
 
         self._check_open()
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        response = self._request("GET", _JWKS, None, headers, idempotent=True)
+        tracing = self._connection.tracing
+        if tracing is None:
+            response = self._request("GET", _JWKS, None, headers, idempotent=True)
+        else:
+            with tracing.call("GET", self._url(_JWKS), None) as call:
+                response = self._request("GET", _JWKS, None, headers, idempotent=True)
+                call.responded(response.status_code)
         if response.status_code != 200:
             raise UnexpectedResponseError(
                 response.status_code,
@@ -386,8 +402,29 @@ class Postal:
     def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        tracing = self._connection.tracing
+        if tracing is not None:
+            return self._traced_post(tracing, path, payload, body, idempotent=idempotent)
         response = self._request("POST", path, body, self._request_headers, idempotent=idempotent)
         return unwrap(response.status_code, response.content, self._options.api_key)
+
+    def _traced_post(
+        self,
+        tracing: Tracing,
+        path: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        with tracing.call("POST", self._url(path), payload) as call:
+            response = self._request(
+                "POST", path, body, self._request_headers, idempotent=idempotent
+            )
+            call.responded(response.status_code)
+            data = unwrap(response.status_code, response.content, self._options.api_key)
+            call.succeeded(data)
+            return data
 
     def _request(
         self,
@@ -453,14 +490,17 @@ class Postal:
 
     def _before_retry(self, path: str, retry: int, retry_after: float | None, cause: str) -> None:
         delay = self._options.backoff.delay(retry, retry_after)
+        cause = redact(cause, self._options.api_key)
         logger.info(
             "%s failed (%s); retry %d of %d in %.2f s",
             path,
-            redact(cause, self._options.api_key),
+            cause,
             retry + 1,
             self._options.max_retries,
             delay,
         )
+        if self._connection.tracing is not None:
+            self._connection.tracing.on_retry(retry + 1, delay, cause)
         sleep(delay)
         self._check_open()
 

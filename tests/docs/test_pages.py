@@ -1,4 +1,4 @@
-"""Every Python block of docs/webhooks.md runs as a program, exactly as written."""
+"""Every Python block of the docs pages below runs as a program, exactly as written."""
 
 from __future__ import annotations
 
@@ -12,15 +12,23 @@ import pytest
 
 import postal_sdk
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PAGES = ("webhooks.md", "tracing.md")
+BLOCKS = [
+    pytest.param(block, id=f"{page}-{number}")
+    for page in PAGES
+    for number, block in enumerate(
+        re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(encoding="utf-8"), re.DOTALL)
+    )
+]
 
 
-def test_the_page_has_programs() -> None:
-    assert len(BLOCKS) >= 3
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_has_programs(page: str) -> None:
+    assert "```python\n" in (DOCS / page).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{n}" for n in range(len(BLOCKS))])
+@pytest.mark.parametrize("block", BLOCKS)
 def test_each_block_runs(block: str, tmp_path: Path) -> None:
     program = tmp_path / "example.py"
     program.write_text(block, encoding="utf-8")
