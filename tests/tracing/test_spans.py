@@ -222,3 +222,20 @@ def test_a_suspended_server_is_recorded_by_the_sync_client(
         "postal.error.code": "ServerSuspended",
         "error.type": "postal_sdk.errors.ServerSuspended",
     }
+
+
+def test_the_sync_batchs_sends_are_children_of_the_callers_span(
+    postal: Postal, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with (
+        provider.get_tracer("app").start_as_current_span("newsletter") as parent,
+        postal.send_many([welcome() for _ in range(4)], concurrency=2) as outcomes,
+    ):
+        assert all(outcome.ok for outcome in outcomes)
+
+    *sends, newsletter = exporter.get_finished_spans()
+    assert newsletter.name == "newsletter"
+    assert len(sends) == 4
+    for span in sends:
+        assert span.parent is not None
+        assert span.parent.span_id == parent.get_span_context().span_id

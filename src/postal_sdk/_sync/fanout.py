@@ -12,6 +12,7 @@ empties. Memory is proportional to `concurrency`, whatever the number of message
 
 from __future__ import annotations
 
+import contextvars
 import queue
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -185,7 +186,8 @@ class SendMany:
             self._next_index += 1
             if isinstance(item, (Message, RawMessage)):
                 self._running += 1
-                self._pool.submit(self._run, index, item)
+                # In the caller's context: its current span (tracing) and contextvars apply.
+                self._pool.submit(contextvars.copy_context().run, self._run, index, item)
             else:
                 self._store(SendFailure(index, item, not_a_message(index, item)))
 
