@@ -84,7 +84,12 @@ def tests(session: nox.Session) -> None:
     )
 
 
-BENCH_TOOLS = ["aiohttp>=3.10", "matplotlib>=3.8", "psutil>=5.9"]
+BENCH_TOOLS = [
+    "aiohttp>=3.10",
+    "matplotlib>=3.8",
+    "psutil>=5.9",
+    "opentelemetry-sdk>=1.20",  # tracing_overhead.py
+]
 THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 """The existing Python Postal clients the benchmark measures ours against."""
 
@@ -94,10 +99,10 @@ def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
     Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
-    import_time.md).
+    import_time.md, tracing_overhead.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp]", *BENCH_TOOLS)
+    session.install(".[aiohttp,otel]", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -107,4 +112,5 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/import_time.py")
+    session.run("python", "benchmarks/tracing_overhead.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))

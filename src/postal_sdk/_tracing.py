@@ -30,7 +30,11 @@ class Tracing:
 
     def __init__(self, provider: TracerProvider | None) -> None:
         from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, StatusCode
 
+        self._current_span = trace.get_current_span
+        self._client = SpanKind.CLIENT
+        self._error = StatusCode.ERROR
         # Without a provider, the global one: also the one set after this client was built.
         self._tracer: Tracer = trace.get_tracer("postal_sdk", __version__, tracer_provider=provider)
         self._url_attributes: dict[str, dict[str, Any]] = {}
@@ -40,8 +44,6 @@ class Tracing:
         self, method: str, url: httpx.URL, payload: Mapping[str, Any] | None
     ) -> Iterator[Call]:
         """A span around one API call, current while the call runs (retries included)."""
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
         path = url.path
         attributes = {**self._attributes(url), "http.request.method": method}
         message_id = payload.get("id") if payload is not None else None
@@ -49,7 +51,7 @@ class Tracing:
             attributes["postal.message.id"] = message_id
         with self._tracer.start_as_current_span(
             f"{method} {path}",
-            kind=SpanKind.CLIENT,
+            kind=self._client,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
@@ -67,14 +69,12 @@ class Tracing:
                 if isinstance(error, Exception):
                     # The SDK's error texts are redacted of the API key.
                     span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                span.set_status(self._error, type(error).__name__)
                 raise
 
     def on_retry(self, retry: int, delay: float, cause: str) -> None:
         """Note a retry on the call's span (the current one): an event and the resend count."""
-        from opentelemetry import trace
-
-        span = trace.get_current_span()
+        span = self._current_span()
         span.set_attribute("http.request.resend_count", retry)
         span.add_event(
             "postal.retry",
