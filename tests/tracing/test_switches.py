@@ -134,3 +134,19 @@ def test_configure_logging_attaches_one_stderr_handler_at_the_level(
     assert isinstance(handler, logging.StreamHandler)
     assert handler.stream is sys.stderr
     assert logger.level == logging.DEBUG
+
+
+def test_configure_logging_ignores_a_value_it_does_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from postal_sdk._logs import configure_logging
+
+    logger = logging.getLogger("postal_sdk")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+
+    configure_logging("loud")
+
+    assert (logger.handlers, logger.level) == ([], logging.NOTSET)
