@@ -6,6 +6,7 @@ A change to a public signature that breaks this file breaks users' type checks t
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -13,13 +14,16 @@ import httpx
 from opentelemetry.sdk.trace import TracerProvider
 
 from postal_sdk import (
+    AccessDenied,
     AsyncPostal,
     Attachment,
     Backoff,
     Delivery,
+    InvalidServerAPIKey,
     Message,
     MessageInfo,
     MessageNotFound,
+    NoRecipients,
     Postal,
     PostalError,
     RawMessage,
@@ -28,12 +32,14 @@ from postal_sdk import (
     SendProgress,
     SendResult,
     SendSuccess,
+    WebhookVerificationError,
 )
 from postal_sdk.webhooks import (
     MessageSent,
     WebhookError,
     WebhookEvent,
     WebhookTooOldError,
+    WebhookVerificationFailure,
     WebhookVerifier,
 )
 
@@ -174,3 +180,17 @@ async def traced(base_url: str, provider: TracerProvider) -> None:
         await postal.get_deliveries(1)
     with Postal(base_url, "key", tracing=True) as sync_postal:
         sync_postal.get_deliveries(1)
+
+
+async def catch_by_code(postal: AsyncPostal, message: Message) -> str:
+    try:
+        await postal.send_message(message)
+    except (InvalidServerAPIKey, AccessDenied) as error:
+        return f"key: {error.code}"
+    except NoRecipients as error:
+        assert_type(error.data, Mapping[str, Any])
+        return "no recipients"
+    except WebhookVerificationError as error:
+        assert_type(error.reason, WebhookVerificationFailure)
+        return error.reason
+    return "sent"
