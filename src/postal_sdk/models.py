@@ -112,7 +112,7 @@ def _check_addresses(field: str, addresses: tuple[str, ...]) -> None:
         _check_header_safe(where, address)
 
 
-def _to_bytes(value: object) -> bytes:
+def _to_bytes(value: bytes | bytearray | memoryview) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +39,7 @@ from postal_sdk._retry import (
 )
 from postal_sdk._serde import converter
 from postal_sdk._synchronization import AsyncLimiter, async_sleep
+from postal_sdk._tracing import Tracing, make_tracing
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -61,6 +63,8 @@ from postal_sdk.models import (
 from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
 
 __all__ = ["AsyncPostal"]
@@ -89,6 +93,7 @@ class _Connection:
     closed: bool = False
     pacer: Pacer | None = None
     journal: Journal | None = None
+    tracing: Tracing | None = None
 
 
 @attrs.frozen
@@ -131,6 +136,10 @@ class AsyncPostal:
         journal: Records keyed sends (`idempotency_key=`, `send_many(key=...)`) so that
             none is sent twice: a `postal_sdk.journal.SQLiteJournal` or
             `postal_sdk.redis.RedisJournal`. The client never closes it.
+        tracing: `True` to make an OpenTelemetry span for each API call with the global
+            tracer provider, or the `TracerProvider` to use; needs the `postal-sdk[otel]`
+            extra. Retries are events of the call's span; no key or message content is
+            recorded.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -150,6 +159,7 @@ class AsyncPostal:
         http_backend: HTTPBackend = "httpx",
         rate_limit: Pacer | None = None,
         journal: Journal | None = None,
+        tracing: bool | TracerProvider = False,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         self._options = _Options(
@@ -175,6 +185,7 @@ class AsyncPostal:
             owns_http=http_client is None,
             pacer=_check_pacer(rate_limit, "rate_limit"),
             journal=_check_journal(journal),
+            tracing=make_tracing(tracing),
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}
@@ -375,7 +386,13 @@ class AsyncPostal:
 
         self._check_open()
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        tracing = self._connection.tracing
+        if tracing is None:
+            response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        else:
+            with tracing.call("GET", self._url(_JWKS), None) as call:
+                response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+                call.responded(response.status_code)
         if response.status_code != 200:
             raise UnexpectedResponseError(
                 response.status_code,
@@ -396,6 +413,7 @@ class AsyncPostal:
         *,
         allow_legacy_sha1: bool = False,
         max_body_size: int = 1_000_000,
+        max_age: float | timedelta | None = None,
     ) -> WebhookEvent:
         """Verify a webhook request from this Postal and parse it into a typed event.
 
@@ -403,10 +421,13 @@ class AsyncPostal:
         cached by the client (and its `with_options` copies); a request signed with a key
         the cache does not know makes the client fetch them again, at most once a minute.
         `body` must be the raw request body, exactly as received. Needs the `webhooks` extra.
+        `max_age` (seconds or a `timedelta`) refuses events older than that, as replays:
+        see `WebhookVerifier`.
 
         Raises:
             WebhookVerificationError: The signature is missing, malformed or wrong, or the
                 key is unknown even after fetching the keys again.
+            WebhookTooOldError: The event is older than `max_age`.
             WebhookParseError: The verified body is not a Postal webhook.
         """
         self._check_open()
@@ -414,7 +435,11 @@ class AsyncPostal:
         if connection.webhook_keys is None:
             connection.webhook_keys = AsyncWebhookKeys(self, _WEBHOOK_KEYS_REFETCH_INTERVAL)
         return await connection.webhook_keys.verify(
-            body, headers, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size
+            body,
+            headers,
+            allow_legacy_sha1=allow_legacy_sha1,
+            max_body_size=max_body_size,
+            max_age=max_age,
         )
 
     def _check_open(self) -> None:
@@ -471,10 +496,31 @@ class AsyncPostal:
     async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        tracing = self._connection.tracing
+        if tracing is not None:
+            return await self._traced_post(tracing, path, payload, body, idempotent=idempotent)
         response = await self._request(
             "POST", path, body, self._request_headers, idempotent=idempotent
         )
         return unwrap(response.status_code, response.content, self._options.api_key)
+
+    async def _traced_post(
+        self,
+        tracing: Tracing,
+        path: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        with tracing.call("POST", self._url(path), payload) as call:
+            response = await self._request(
+                "POST", path, body, self._request_headers, idempotent=idempotent
+            )
+            call.responded(response.status_code)
+            data = unwrap(response.status_code, response.content, self._options.api_key)
+            call.succeeded(data)
+            return data
 
     async def _request(
         self,
@@ -550,14 +596,17 @@ class AsyncPostal:
         self, path: str, retry: int, retry_after: float | None, cause: str
     ) -> None:
         delay = self._options.backoff.delay(retry, retry_after)
+        cause = redact(cause, self._options.api_key)
         logger.info(
             "%s failed (%s); retry %d of %d in %.2f s",
             path,
-            redact(cause, self._options.api_key),
+            cause,
             retry + 1,
             self._options.max_retries,
             delay,
         )
+        if self._connection.tracing is not None:
+            self._connection.tracing.on_retry(retry + 1, delay, cause)
         await async_sleep(delay)
         self._check_open()
 

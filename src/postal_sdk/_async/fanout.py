@@ -24,7 +24,7 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import anyio
 import anyio.abc
@@ -41,11 +41,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncMessageSource",
     "AsyncSendMany",
+    "InterruptedSend",
     "KeyFunction",
     "KeyRegistry",
     "ProgressHook",
+    "SendFailure",
     "SendOutcome",
     "SendProgress",
+    "SendSuccess",
 ]
 
 AsyncMessageSource = Iterable[Message | RawMessage] | AsyncIterable[Message | RawMessage]
@@ -56,28 +59,64 @@ _WINDOW_PER_WORKER = 2
 
 
 @attrs.frozen
-class SendOutcome:
-    """What became of one message of a `send_many` batch.
+class SendSuccess:
+    """A message of a `send_many` batch that Postal accepted: `result` is its reply.
 
-    Exactly one of `result` and `error` is set. `index` is the message's position in the
-    input (from 0) and `message` the item as it was given, so an item that is not a
-    message is here too, with an `InvalidArgumentTypeError`.
+    `index` is the message's position in the input (from 0). `ok` is `True` and `error`
+    `None`, so that `if outcome.ok:` tells a type checker which of the two it is.
     """
 
     index: int
-    message: Message | RawMessage | object
-    result: SendResult | None = None
-    error: Exception | None = None
+    message: Message | RawMessage
+    result: SendResult
+    error: None = attrs.field(default=None, init=False)
 
     @property
-    def ok(self) -> bool:
-        """Whether Postal accepted the message."""
-        return self.error is None
+    def ok(self) -> Literal[True]:
+        """Always `True`: Postal accepted the message."""
+        return True
 
     @property
     def replayed(self) -> bool:
         """Whether an earlier run sent it: the result was read from the journal, not resent."""
-        return self.result is not None and self.result.replayed
+        return self.result.replayed
+
+
+@attrs.frozen
+class SendFailure:
+    """A message of a `send_many` batch that was not sent, or was refused: `error` says why.
+
+    `index` is the message's position in the input (from 0) and `message` the item as it
+    was given, so an item that is not a message is here too, with an
+    `InvalidArgumentTypeError`. `ok` is `False` and `result` `None`.
+    """
+
+    index: int
+    message: Message | RawMessage | object
+    error: Exception
+    result: None = attrs.field(default=None, init=False)
+
+    @property
+    def ok(self) -> Literal[False]:
+        """Always `False`: the message was not accepted."""
+        return False
+
+    @property
+    def replayed(self) -> Literal[False]:
+        """Always `False`: a replay is a success read from the journal."""
+        return False
+
+
+SendOutcome: TypeAlias = SendSuccess | SendFailure
+"""What became of one message of a `send_many` batch: a `SendSuccess` or a `SendFailure`.
+
+A check narrows it for a type checker: after `if outcome.ok:` (mypy), or
+`if outcome.error is None:`, `if outcome.ok is True:` or `isinstance(outcome, SendSuccess)`
+(mypy and pyright), `outcome.result` is a `SendResult`, not `None`.
+"""
+
+InterruptedSend: TypeAlias = tuple[int, Message | RawMessage]
+"""`(index, message)` of a send cancelled while under way (see `AsyncSendMany`)."""
 
 
 @attrs.frozen
@@ -237,7 +276,7 @@ class AsyncSendMany:
         self._source_done = False
         self._source_error: Exception | None = None
         self._window: anyio.Semaphore
-        self._in_flight: dict[int, object] = {}
+        self._in_flight: dict[int, Message | RawMessage] = {}
         self._done_in_order: dict[int, SendOutcome] = {}
         self._done: deque[SendOutcome] = deque()
         self._wakeup: anyio.Event
@@ -248,7 +287,7 @@ class AsyncSendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """`(index, message)` of the sends cancelled under way when the block ended."""
 
     @property
@@ -361,9 +400,12 @@ class AsyncSendMany:
                     self._window.release()
                     return
                 index, item = taken
-                self._in_flight[index] = item
-                outcome = await self._send(index, item)
-                del self._in_flight[index]
+                if isinstance(item, (Message, RawMessage)):
+                    self._in_flight[index] = item
+                    outcome = await self._send(index, item)
+                    del self._in_flight[index]
+                else:
+                    outcome = SendFailure(index, item, not_a_message(index, item))
                 if self._ordered:
                     self._done_in_order[index] = outcome
                 else:
@@ -407,14 +449,12 @@ class AsyncSendMany:
         self._next_index += 1
         return index, item
 
-    async def _send(self, index: int, item: object) -> SendOutcome:
-        if not isinstance(item, (Message, RawMessage)):
-            return SendOutcome(index, item, error=not_a_message(index, item))
+    async def _send(self, index: int, item: Message | RawMessage) -> SendOutcome:
         try:
             key = None if self._keys is None else self._keys.key_of(index, item)
             result = await self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
             if self._abort_cause is None and should_end_batch(error):
                 self._abort_cause = error
-            return SendOutcome(index, item, error=error)
-        return SendOutcome(index, item, result=result)
+            return SendFailure(index, item, error)
+        return SendSuccess(index, item, result)

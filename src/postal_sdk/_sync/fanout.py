@@ -12,6 +12,7 @@ empties. Memory is proportional to `concurrency`, whatever the number of message
 
 from __future__ import annotations
 
+import contextvars
 import queue
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,11 +21,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from postal_sdk._async.fanout import (
+    InterruptedSend,
     KeyFunction,
     KeyRegistry,
     ProgressHook,
+    SendFailure,
     SendOutcome,
     SendProgress,
+    SendSuccess,
     check_concurrency,
     check_source,
     not_a_message,
@@ -41,9 +45,11 @@ __all__ = [
     "KeyFunction",
     "MessageSource",
     "ProgressHook",
+    "SendFailure",
     "SendMany",
     "SendOutcome",
     "SendProgress",
+    "SendSuccess",
 ]
 
 MessageSource = Iterable[Message | RawMessage]
@@ -110,7 +116,7 @@ class SendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """Always empty: the sync batch waits for the sends under way when it ends."""
 
     @property
@@ -194,9 +200,10 @@ class SendMany:
             self._next_index += 1
             if isinstance(item, (Message, RawMessage)):
                 self._running += 1
-                self._pool.submit(self._run, index, item)
+                # In the caller's context: its current span (tracing) and contextvars apply.
+                self._pool.submit(contextvars.copy_context().run, self._run, index, item)
             else:
-                self._store(SendOutcome(index, item, error=not_a_message(index, item)))
+                self._store(SendFailure(index, item, not_a_message(index, item)))
 
     def _run(self, index: int, item: Message | RawMessage) -> None:
         """In a pool thread: one send, its outcome put on the queue whatever happens."""
@@ -204,12 +211,12 @@ class SendMany:
             key = None if self._keys is None else self._keys.key_of(index, item)
             result = self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
-            self._finished.put(SendOutcome(index, item, error=error))
+            self._finished.put(SendFailure(index, item, error))
         except BaseException as error:
             self._finished.put(error)
             raise
         else:
-            self._finished.put(SendOutcome(index, item, result=result))
+            self._finished.put(SendSuccess(index, item, result))
 
     def _collect(self, finished: SendOutcome | BaseException) -> None:
         self._running -= 1
