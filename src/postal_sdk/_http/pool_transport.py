@@ -47,7 +47,21 @@ _HTTPCORE_ERRORS = (
 
 def _httpx_error(error: Exception, request: httpx.Request) -> httpx.TransportError:
     kind = next(target for source, target in _ERRORS if isinstance(error, source))
-    return kind(str(error), request=request)
+    return kind(_reason(error), request=request)
+
+
+def _reason(error: BaseException) -> str:
+    # httpcore's trio backend raises ConnectError from trio's BrokenResourceError, neither
+    # with any text: the reason (say, a certificate that failed verification) is further
+    # down the chain, and the user must read it in the SDK's error.
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if str(cause):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 class _ResponseStream(httpx.AsyncByteStream):
