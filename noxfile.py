@@ -21,6 +21,8 @@ TEST_TOOLS = [
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
+    # A private CA for the connecting tests' HTTPS servers and client certificates.
+    "trustme>=1.1",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -92,7 +94,7 @@ THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
-    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md, proxy.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
     session.install(".[aiohttp]", *BENCH_TOOLS)
@@ -105,3 +107,4 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    session.run("python", "benchmarks/proxy.py")
