@@ -31,6 +31,7 @@ def build(client: type[AsyncPostal | Postal], **options: Any) -> None:
         ({"proxy": "127.0.0.1:3128"}, "proxy"),
         ({"proxy": "ftp://proxy.example.com"}, "proxy"),
         ({"proxy": "http://"}, "proxy"),
+        ({"proxy": "http://[::1"}, "proxy"),
     ],
 )
 def test_a_bad_option_is_a_configuration_error_naming_it(

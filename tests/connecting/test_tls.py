@@ -3,7 +3,10 @@ the environment (`SSL_CERT_FILE` with `trust_env`), against FakePostal over real
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 import trustme
@@ -25,6 +28,20 @@ def test_a_private_ca_is_trusted_from_a_path_object(
     flavour: str, https_url: str, files: Files
 ) -> None:
     assert send(flavour, https_url, verify=files.ca).messages
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_private_ca_is_trusted_from_a_directory_of_hashed_certificates(
+    flavour: str, https_url: str, files: Files, tmp_path: Path
+) -> None:
+    subject_hash = subprocess.run(  # noqa: S603 - a fixed command line
+        ["openssl", "x509", "-hash", "-noout", "-in", str(files.ca)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copy(files.ca, tmp_path / f"{subject_hash}.0")
+    assert send(flavour, https_url, verify=str(tmp_path)).messages
 
 
 def test_a_private_ca_is_trusted_from_an_ssl_context(
