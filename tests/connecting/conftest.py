@@ -134,9 +134,13 @@ class ForwardProxy:
 
     def went_through(self, url: str, since: int) -> bool:
         """Whether a request to `url`'s origin went through after `since`."""
+        return bool(self.requests_to(url, since))
+
+    def requests_to(self, url: str, since: int) -> list[str]:
+        """The log lines of requests to `url`'s origin after `since`."""
         _, _, rest = url.partition("://")
         origin = rest.split("/", 1)[0]
-        return any(origin in line for line in self._lines()[since:])
+        return [line for line in self._lines()[since:] if origin in line.split(" ")[1]]
 
     def _lines(self) -> list[str]:
         return self._log.read_text(encoding="utf-8").splitlines()

@@ -6,8 +6,9 @@ It prints its port on the first line of stdout once it accepts connections. It t
 `CONNECT host:port` (what clients do for https:// URLs) and forwards absolute-form requests
 (`GET http://host:port/path`, what clients do for http:// URLs), keeping connections alive
 on both sides, as a corporate egress proxy does. With `--log`, it appends one line per
-request it handles (`CONNECT host:port` or `METHOD URL`) and flushes it *before*
-forwarding, so a client that has its reply can already read that its request went through.
+request it handles (`CONNECT host:port` or `METHOD URL`, then the `Proxy-Authorization`
+header if the client sent one) and flushes it *before* forwarding, so a client that has its
+reply can already read that its request went through.
 
 h11 does the HTTP/1.1 framing on both sides; it is pure Python, so the proxy itself costs
 CPU: it runs as a process of its own, and in the benchmark every client goes through it.
@@ -92,10 +93,15 @@ class Proxy:
     def __init__(self, log: IO[str] | None) -> None:
         self._log = log
 
-    def _record(self, line: str) -> None:
-        if self._log is not None:
-            self._log.write(line + "\n")
-            self._log.flush()
+    def _record(self, request: h11.Request) -> None:
+        if self._log is None:
+            return
+        line = f"{request.method.decode()} {request.target.decode()}"
+        for name, value in request.headers:
+            if name == b"proxy-authorization":
+                line += f" proxy-authorization={value.decode()}"
+        self._log.write(line + "\n")
+        self._log.flush()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = h11.Connection(h11.SERVER)
@@ -115,7 +121,7 @@ class Proxy:
                     else:
                         return
                 if request.method == b"CONNECT":
-                    await self._tunnel(client, request.target.decode("ascii"), reader, writer)
+                    await self._tunnel(client, request, reader, writer)
                     return
                 status, headers, content = await self._forward(upstreams, request, bytes(body))
                 headers.append((b"content-length", b"%d" % len(content)))
@@ -139,7 +145,7 @@ class Proxy:
         url = urlsplit(request.target.decode("ascii"))
         if url.scheme != "http" or not url.hostname:
             return 400, [], b"absolute-form http:// requests only"
-        self._record(f"{request.method.decode()} {request.target.decode()}")
+        self._record(request)
         origin = (url.hostname, url.port or 80)
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")
         headers = [(name, value) for name, value in request.headers if name not in _HOP_BY_HOP]
@@ -162,12 +168,12 @@ class Proxy:
     async def _tunnel(
         self,
         client: h11.Connection,
-        target: str,
+        request: h11.Request,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        self._record(f"CONNECT {target}")
-        host, _, port = target.rpartition(":")
+        self._record(request)
+        host, _, port = request.target.decode("ascii").rpartition(":")
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(
                 host.strip("[]"), int(port)

@@ -8,6 +8,7 @@ written down too, so that a change in httpx is noticed rather than followed blin
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import anyio
@@ -90,6 +91,28 @@ def test_the_sdk_goes_through_the_proxy_exactly_when_httpx_does(
 
     assert "john@example.com" in result.messages
     assert (sdk_went, httpx_went) == (proxied, proxied)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("target", ["http", "https"])
+@pytest.mark.parametrize("given_as", ["url", "httpx.Proxy"])
+def test_the_proxy_credentials_are_sent_to_the_proxy(
+    flavour: str,
+    target: str,
+    given_as: str,
+    forward_proxy: ForwardProxy,
+    http_url: str,
+    https_url: str,
+    files: Files,
+) -> None:
+    url = _target(target, http_url, https_url)
+    proxy: str | httpx.Proxy = forward_proxy.url.replace("://", "://user:s%3Acret@")
+    if given_as == "httpx.Proxy":
+        proxy = httpx.Proxy(forward_proxy.url, auth=("user", "s:cret"))
+    mark = forward_proxy.mark()
+    send(flavour, url, verify=str(files.ca), proxy=proxy)
+    expected = "proxy-authorization=Basic " + base64.b64encode(b"user:s:cret").decode()
+    assert [line.endswith(expected) for line in forward_proxy.requests_to(url, mark)] == [True]
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

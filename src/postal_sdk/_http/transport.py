@@ -38,6 +38,7 @@ proxy support on the aiohttp backend. Direct requests keep the default transport
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import ssl
 import threading
@@ -407,9 +408,16 @@ def _aiohttp_transport(
 
     # aiohttp's own proxy support, for http:// proxies only (the caller's choice): CONNECT
     # for https:// URLs, absolute-form requests for http:// ones, like httpcore's.
+    # The credentials go as a header, encoded as httpcore encodes them (aiohttp 3.14 has
+    # deprecated its BasicAuth). aiohttp sends `proxy_headers` with CONNECT only: an
+    # absolute-form request (an http:// URL) carries them itself, as httpcore's does.
     proxy_url = None if proxy is None else str(proxy.url)
-    proxy_auth = None if proxy is None or proxy.auth is None else aiohttp.BasicAuth(*proxy.auth)
     proxy_headers = None if proxy is None else dict(proxy.headers)
+    if proxy is not None and proxy.raw_auth is not None:
+        assert proxy_headers is not None
+        credentials = base64.b64encode(b":".join(proxy.raw_auth)).decode("ascii")
+        proxy_headers["Proxy-Authorization"] = f"Basic {credentials}"
+    forwarded_headers = list((proxy_headers or {}).items())
 
     class _AiohttpTransport(AiohttpTransport):
         """httpx-aiohttp's transport, reading each reply whole and mapping errors truly."""
@@ -423,11 +431,11 @@ def _aiohttp_transport(
                     headers=[
                         (name.decode("latin-1"), value.decode("latin-1"))
                         for name, value in request.headers.raw
-                    ],
+                    ]
+                    + (forwarded_headers if request.url.scheme == "http" else []),
                     data=request.content or None,
                     allow_redirects=False,
                     proxy=proxy_url,
-                    proxy_auth=proxy_auth,
                     proxy_headers=proxy_headers,
                     auto_decompress=False,
                     compress=False,
