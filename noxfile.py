@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,socks]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",

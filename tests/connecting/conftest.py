@@ -124,8 +124,9 @@ PROXY_SCRIPT = Path(__file__).with_name("forward_proxy.py")
 class ForwardProxy:
     """The forwarding proxy process, and what went through it."""
 
-    def __init__(self, url: str, log: Path) -> None:
+    def __init__(self, url: str, socks_url: str, log: Path) -> None:
         self.url = url
+        self.socks_url = socks_url
         self._log = log
 
     def mark(self) -> int:
@@ -157,9 +158,9 @@ def forward_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForwardP
     )
     try:
         assert process.stdout is not None
-        port = process.stdout.readline().strip()
+        port, socks_port = process.stdout.readline().strip(), process.stdout.readline().strip()
         assert port.isdigit(), "the forwarding proxy did not start"
-        yield ForwardProxy(f"http://127.0.0.1:{port}", log)
+        yield ForwardProxy(f"http://127.0.0.1:{port}", f"socks5://127.0.0.1:{socks_port}", log)
     finally:
         process.terminate()
         process.wait(timeout=30)

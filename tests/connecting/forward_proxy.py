@@ -2,7 +2,8 @@
 
     python tests/connecting/forward_proxy.py [--log FILE]
 
-It prints its port on the first line of stdout once it accepts connections. It tunnels
+It prints its port on the first line of stdout once it accepts connections, and on the
+second the port of its SOCKS5 listener (no authentication, CONNECT only). It tunnels
 `CONNECT host:port` (what clients do for https:// URLs) and forwards absolute-form requests
 (`GET http://host:port/path`, what clients do for http:// URLs), keeping connections alive
 on both sides, as a corporate egress proxy does. With `--log`, it appends one line per
@@ -100,8 +101,12 @@ class Proxy:
         for name, value in request.headers:
             if name == b"proxy-authorization":
                 line += f" proxy-authorization={value.decode()}"
-        self._log.write(line + "\n")
-        self._log.flush()
+        self._record_line(line)
+
+    def _record_line(self, line: str) -> None:
+        if self._log is not None:
+            self._log.write(line + "\n")
+            self._log.flush()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = h11.Connection(h11.SERVER)
@@ -137,6 +142,41 @@ class Proxy:
         finally:
             for upstream in upstreams.values():
                 upstream.close()
+            writer.close()
+
+    async def handle_socks(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """SOCKS5 (RFC 1928): no authentication, CONNECT to an IPv4 address or a name."""
+        try:
+            version, methods = await reader.readexactly(2)
+            await reader.readexactly(methods)
+            writer.write(b"\x05\x00")  # version 5, no authentication
+            version, command, _, kind = await reader.readexactly(4)
+            if kind == 1:
+                host = ".".join(str(part) for part in await reader.readexactly(4))
+            elif kind == 3:
+                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+            else:
+                host = ""
+            port = int.from_bytes(await reader.readexactly(2), "big")
+            if version != 5 or command != 1 or not host:
+                writer.write(b"\x05\x07\x00\x01" + bytes(6))  # command not supported
+                return
+            self._record_line(f"SOCKS5 {host}:{port}")
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+            except OSError:
+                writer.write(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
+                return
+            writer.write(b"\x05\x00\x00\x01" + bytes(6))  # succeeded
+            try:
+                await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            finally:
+                upstream_writer.close()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            return
+        finally:
             writer.close()
 
     async def _forward(
@@ -204,10 +244,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def serve(log: IO[str] | None) -> None:
     proxy = Proxy(log)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, backlog=1024)
-    port = server.sockets[0].getsockname()[1]
-    print(port, flush=True)
-    async with server:
-        await server.serve_forever()
+    socks = await asyncio.start_server(proxy.handle_socks, "127.0.0.1", 0, backlog=1024)
+    for listening in (server, socks):
+        print(listening.sockets[0].getsockname()[1], flush=True)
+    async with server, socks:
+        await asyncio.gather(server.serve_forever(), socks.serve_forever())
 
 
 def main() -> None:

@@ -116,6 +116,28 @@ def test_the_proxy_credentials_are_sent_to_the_proxy(
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("target", ["http", "https"])
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_a_socks_proxy_carries_the_requests(
+    flavour: str,
+    target: str,
+    scheme: str,
+    forward_proxy: ForwardProxy,
+    http_url: str,
+    https_url: str,
+    files: Files,
+) -> None:
+    url = _target(target, http_url, https_url)
+    proxy = forward_proxy.socks_url.replace("socks5:", f"{scheme}:")
+    mark = forward_proxy.mark()
+    httpx_get(flavour, url, verify=ca_context(str(files.ca)), proxy=proxy)
+    assert forward_proxy.went_through(url, mark)
+    mark = forward_proxy.mark()
+    assert send(flavour, url, verify=str(files.ca), proxy=proxy).messages
+    assert forward_proxy.went_through(url, mark)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_client_certificate_is_presented_through_a_proxy_tunnel(
     flavour: str,
     forward_proxy: ForwardProxy,
