@@ -5,8 +5,8 @@ httpx's own code, when the client is built, as httpx reads it:
 
 - the TLS context comes from `httpx.create_ssl_context` (certifi's CA bundle, or
   `SSL_CERT_FILE`/`SSL_CERT_DIR` with `trust_env`). A CA path and a client certificate are
-  applied here as httpx applies them, because its own code for them warns that they are
-  deprecated (and the SDK's users need not care which form httpx prefers this year);
+  applied here, as httpx applies them: httpx 0.28's own code for them warns that it
+  prefers a context, and a warning at every client built would only be noise;
 - the proxies come from `httpx._utils.get_environment_proxies`, the map of URL patterns
   (`http://`, `all://*example.com`, ...) that httpx mounts proxy transports on, NO_PROXY
   included; the SDK mounts its own transports on the same patterns (see
