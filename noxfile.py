@@ -108,3 +108,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
     session.run("python", "benchmarks/proxy.py")
+    # The cost of the journal and the evenness of the pace: benchmarks/results/campaign.md.
+    session.run("python", "benchmarks/campaign.py")
