@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -22,6 +22,8 @@ TEST_TOOLS = [
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
+    # A private CA for the connecting tests' HTTPS servers and client certificates.
+    "trustme>=1.1",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -99,7 +101,7 @@ def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
     Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
-    import_time.md, tracing_overhead.md).
+    import_time.md, tracing_overhead.md, proxy.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
     session.install(".[aiohttp,otel]", *BENCH_TOOLS)
@@ -114,5 +116,6 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/import_time.py")
     session.run("python", "benchmarks/tracing_overhead.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    session.run("python", "benchmarks/proxy.py")
     # The cost of the journal and the evenness of the pace: benchmarks/results/campaign.md.
     session.run("python", "benchmarks/campaign.py")

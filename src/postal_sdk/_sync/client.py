@@ -27,6 +27,7 @@ from postal_sdk._config import (
     resolve_base_url,
 )
 from postal_sdk._envelope import excerpt, redirect_error, unwrap
+from postal_sdk._http.connecting import CertTypes, ProxyTypes, VerifyTypes, check_connecting
 from postal_sdk._http.transport import HTTPBackend, check_http_backend, pooled_client
 from postal_sdk._retry import (
     Backoff,
@@ -133,6 +134,18 @@ class Postal:
             `"httpx"` (the default), or `"aiohttp"`, the faster path for bulk sending under
             asyncio, which needs the `postal-sdk[aiohttp]` extra. Errors, timeouts and
             retries are the same on both, except that aiohttp enforces no write timeout.
+        verify: As httpx's: True (certifi's CA bundle, or `SSL_CERT_FILE`/`SSL_CERT_DIR`
+            with `trust_env`), a CA bundle file or directory (a private CA), an
+            `ssl.SSLContext` (used as it is), or False to skip verification.
+        cert: A client certificate, as httpx's `cert`: a PEM file holding key and
+            certificate, `(cert_file, key_file)` or `(cert_file, key_file, password)`.
+        proxy: A proxy URL (`http://`, `https://`, `socks5://` with the `socks` extra) or an
+            `httpx.Proxy`, for every request; the environment's proxies are then not read.
+        trust_env: Read `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` and
+            `SSL_CERT_FILE`/`SSL_CERT_DIR` as `httpx.Client()` reads them, when the client
+            is built. Proxied requests go through their own pools; direct ones keep the fast
+            path. `verify`, `cert`, `proxy` and `trust_env` configure the SDK's own client:
+            with `http_client` they are a `ConfigurationError`.
         rate_limit: Paces every send of this client and its `with_options` copies, across
             tasks: a `RateLimit` (this process) or `postal_sdk.redis.RedisRateLimit`.
         journal: Records keyed sends (`idempotency_key=`, `send_many(key=...)`) so that
@@ -159,6 +172,10 @@ class Postal:
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         http_backend: HTTPBackend = "httpx",
+        verify: VerifyTypes = True,
+        cert: CertTypes | None = None,
+        proxy: ProxyTypes | None = None,
+        trust_env: bool = True,
         rate_limit: Pacer | None = None,
         journal: Journal | None = None,
         tracing: bool | TracerProvider = False,
@@ -181,8 +198,16 @@ class Postal:
             raise ConfigurationError(
                 "http_backend", "applies to the SDK's own client: pass http_client or http_backend"
             )
+        connecting = check_connecting(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            trust_env=trust_env,
+            own_client=http_client is None,
+        )
         self._connection = _Connection(
-            http=http_client or pooled_client(concurrency, checked_timeout, http_backend),
+            http=http_client
+            or pooled_client(concurrency, checked_timeout, http_backend, connecting),
             limiter=Limiter(concurrency),
             owns_http=http_client is None,
             pacer=_check_pacer(rate_limit, "rate_limit"),
