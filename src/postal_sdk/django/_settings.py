@@ -36,6 +36,7 @@ _OTHER_KEYS = {
     "WEBHOOK_DEDUPLICATE_TIMEOUT": "webhook_deduplicate_timeout",
 }
 _KEYS = {**_CLIENT_KEYS, **_OTHER_KEYS}
+_SMTP_CREDENTIALS = frozenset({"username", "password"})
 _SETTING_OF = {option: key for key, option in _KEYS.items()}
 
 
@@ -82,6 +83,8 @@ def read_settings(overrides: Mapping[str, Any] | None = None) -> PostalSettings:
         )
     options = {_KEYS[key]: value for key, value in configured.items()}
     for option, value in (overrides or {}).items():
+        if option in _SMTP_CREDENTIALS and value is None:
+            continue  # send_mail() passes username=None, password=None to every backend
         if option not in _SETTING_OF:
             raise TypeError(
                 f"postal_sdk.django.EmailBackend got an unknown option {option!r}; "
