@@ -12,7 +12,6 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-
 from postal_sdk.django import (
     EmailBackend,
     PostalStatus,
@@ -338,7 +337,8 @@ def test_an_open_connection_keeps_one_client_for_several_calls(fake: FakePostal)
         connection.send_messages([_message()])
         connection.send_messages([_message()])
         assert connection._client is client
-        assert client is not None and not client.is_closed
+        assert client is not None
+        assert not client.is_closed
 
     assert client.is_closed
     assert connection._client is None
