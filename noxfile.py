@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,django]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -21,6 +21,8 @@ TEST_TOOLS = [
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
+    # tests/django compares the Django backend's requests with anymail's Postal backend.
+    "django-anymail>=10",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -36,7 +38,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/, and on the typing tests that use the API as a user would."""
-    session.install("mypy>=1.10", TEST_EXTRAS, *TEST_TOOLS)
+    session.install("mypy>=1.10", "django-stubs>=5", TEST_EXTRAS, *TEST_TOOLS)
     session.run("mypy", "--strict", "src/postal_sdk")
     session.run("mypy", "--strict", "tests/typing")
 
@@ -92,10 +94,11 @@ THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
-    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
+    django.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp]", *BENCH_TOOLS)
+    session.install(".[aiohttp,django]", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -105,3 +108,5 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    if "django-anymail" not in failed:
+        session.run("python", "benchmarks/django_backend.py")

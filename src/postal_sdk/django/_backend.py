@@ -184,8 +184,10 @@ class EmailBackend(BaseEmailBackend):
         index, request = requests[outcome.index]
         message = messages[index]
         if outcome.result is not None:
-            endpoint = "send/message" if isinstance(request, Message) else "send/raw"
-            status = PostalStatus.sent(outcome.result, endpoint)
+            if isinstance(request, Message):
+                status = PostalStatus.sent(outcome.result, "send/message")
+            else:
+                status = PostalStatus.sent(outcome.result, "send/raw")
         else:
             assert outcome.error is not None
             failures[index] = outcome.error
