@@ -140,7 +140,8 @@ def report(results: dict[str, dict[str, Any]], messages: int, delay: float) -> s
         "",
         "| Target | Measured | Goal | Met |",
         "|---|---:|---|---|",
-        f"| default settings vs anymail | {measured} | >= {TARGET:.0f}x | {'yes' if met else 'no'} |",
+        f"| default settings vs anymail | {measured} | >= {TARGET:.0f}x "
+        f"| {'yes' if met else 'no'} |",
         "",
     ]
     return "\n".join(lines)
