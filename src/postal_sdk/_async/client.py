@@ -25,9 +25,15 @@ from postal_sdk._config import (
     resolve_api_key,
     resolve_base_url,
 )
-from postal_sdk._envelope import excerpt, unwrap
+from postal_sdk._envelope import excerpt, redirect_error, unwrap
 from postal_sdk._http.transport import HTTPBackend, async_pooled_client, check_http_backend
-from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
+from postal_sdk._retry import (
+    Backoff,
+    certificate_failure,
+    retry_after_seconds,
+    should_retry_error,
+    should_retry_status,
+)
 from postal_sdk._serde import converter
 from postal_sdk._synchronization import AsyncLimiter, async_sleep
 from postal_sdk.errors import (
@@ -395,8 +401,10 @@ class AsyncPostal:
         while True:
             try:
                 async with self._connection.limiter:
+                    # Never followed, whatever a user's client would do: the redirect's
+                    # target would get the API key and the message.
                     response = await self._connection.http.send(
-                        self._build(method, path, body, headers)
+                        self._build(method, path, body, headers), follow_redirects=False
                     )
             except httpx.HTTPError as error:
                 if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
@@ -419,6 +427,8 @@ class AsyncPostal:
                     retry += 1
                     continue
             logger.debug("%s %s: HTTP %d", method, path, response.status_code)
+            if response.is_redirect:
+                raise redirect_error(response.status_code, response.headers, options.api_key)
             return response
 
     def _build(
@@ -474,6 +484,10 @@ class AsyncPostal:
 
 
 def _describe(error: httpx.HTTPError) -> str:
+    refused = certificate_failure(error)
+    if refused is not None:
+        # Said whatever the transport's own text: some (trio's) have none.
+        return f"{type(error).__name__}: TLS certificate verification failed ({refused})"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
