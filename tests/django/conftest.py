@@ -16,6 +16,9 @@ from django.conf import settings
 
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
 
+# Django 5.1's LoginRequiredMiddleware, where there is one: the webhook view must pass it.
+LOGIN_REQUIRED = django.VERSION >= (5, 1)
+
 if not settings.configured:
     settings.configure(
         SECRET_KEY="postal-sdk-tests",
@@ -25,7 +28,7 @@ if not settings.configured:
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "django.contrib.auth.middleware.LoginRequiredMiddleware",
+            *(["django.contrib.auth.middleware.LoginRequiredMiddleware"] if LOGIN_REQUIRED else []),
         ],
         SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         ROOT_URLCONF="tests.django.urls",
