@@ -369,3 +369,151 @@ def test_more_messages_than_the_concurrency_are_all_sent(fake: FakePostal) -> No
 
 def _message_with_body(body: str) -> mail.EmailMessage:
     return mail.EmailMessage("Hello", body, "app@example.com", ["john@example.org"])
+
+
+def test_several_from_addresses_go_through_send_raw(fake: FakePostal) -> None:
+    message = _message(headers={"From": "a@example.com, b@example.com"})
+
+    mail.get_connection().send_messages([message])
+
+    raw = _raw(fake)
+    assert raw["From"] == "a@example.com, b@example.com"
+    # from_email is the envelope sender, as in Django's SMTP backend.
+    assert fake.outbox[-1].params["mail_from"] == "app@example.com"
+    assert raw["Sender"] == "app@example.com"
+
+
+def test_a_body_neither_plain_nor_html_goes_through_send_raw(fake: FakePostal) -> None:
+    message = _message()
+    message.content_subtype = "calendar"
+
+    mail.get_connection().send_messages([message])
+
+    assert _raw(fake).get_content_type() == "text/calendar"
+
+
+def test_an_envelope_sender_on_send_raw_is_the_mail_from_and_the_sender_header(
+    fake: FakePostal,
+) -> None:
+    message = _message(headers={"To": "list@example.org", "Sender": "old@example.com"})
+    message.envelope_sender = "Bounces <bounces@example.com>"  # type: ignore[attr-defined]
+    message.esp_extra = {"bounce": True}  # type: ignore[attr-defined]
+
+    mail.get_connection().send_messages([message])
+
+    raw = _raw(fake)
+    assert raw.get_all("Sender") == ["Bounces <bounces@example.com>"]
+    assert fake.outbox[-1].params["mail_from"] == "bounces@example.com"
+    assert fake.outbox[-1].params["bounce"] is True
+
+
+def test_a_tag_given_as_one_string_is_the_tag(fake: FakePostal) -> None:
+    message = _message()
+    message.tags = "welcome"  # type: ignore[attr-defined]
+
+    mail.get_connection().send_messages([message])
+
+    assert fake.outbox[-1].params["tag"] == "welcome"
+
+
+def test_an_attached_message_is_sent_as_message_rfc822(fake: FakePostal) -> None:
+    message = _message()
+    message.attach("forwarded.eml", _message(to=["mary@example.org"]), None)
+
+    mail.get_connection().send_messages([message])
+
+    [attachment] = fake.outbox[-1].params["attachments"]
+    assert attachment["name"] == "forwarded.eml"
+    assert attachment["content_type"] == "message/rfc822"
+
+
+@pytest.mark.parametrize(
+    ("attachment", "content_type"),
+    [(("notes.csv", b"a,b", None), "text/csv"), (("blob", b"\x00\x01", None), None)],
+)
+def test_an_attachment_without_a_type_gets_one_from_its_name(
+    fake: FakePostal, attachment: tuple[str, bytes, None], content_type: str | None
+) -> None:
+    message = _with_attachment(attachment)
+
+    mail.get_connection().send_messages([message])
+
+    [sent] = fake.outbox[-1].params["attachments"]
+    if content_type is None:
+        assert sent["content_type"] == "application/octet-stream"
+    else:
+        assert sent["content_type"].startswith(content_type)
+
+
+def test_esp_extra_attachments_in_postals_wire_form_are_sent(fake: FakePostal) -> None:
+    message = _message()
+    wire = {"name": "a.txt", "data": "aGVsbG8=", "content_type": "text/plain"}
+    message.esp_extra = {"attachments": [wire]}  # type: ignore[attr-defined]
+
+    mail.get_connection().send_messages([message])
+
+    assert fake.outbox[-1].params["attachments"] == [wire]
+
+
+@pytest.mark.parametrize(
+    ("setup", "argument", "words"),
+    [
+        (lambda m: setattr(m, "esp_extra", ["bounce"]), "esp_extra", "must be a dict"),
+        (
+            lambda m: setattr(m, "esp_extra", {"attachments": ["x"]}),
+            "esp_extra['attachments']",
+            "items must be dicts",
+        ),
+        (
+            lambda m: setattr(m, "esp_extra", {"attachments": [{"name": "a"}]}),
+            "esp_extra['attachments']",
+            "needs name and base64 data",
+        ),
+        (
+            lambda m: (
+                m.extra_headers.update(To="x@example.org"),
+                setattr(m, "esp_extra", {"headers": {}}),
+            ),
+            "esp_extra",
+            "send/raw (a To header other than the recipients)",
+        ),
+        (lambda m: setattr(m, "reply_to", "a@example.com"), "reply_to", "not a str"),
+        (
+            lambda m: setattr(m, "envelope_sender", "a@example.com, b@example.com"),
+            "envelope_sender",
+            "must be one address",
+        ),
+        (lambda m: m.attachments.append("file.txt"), "attachments[0]", "tuple or a MIME part"),
+        (lambda m: setattr(m, "from_email", ""), "from_email", "no From address"),
+    ],
+)
+def test_more_bad_input_is_named(
+    fake: FakePostal, setup: object, argument: str, words: str
+) -> None:
+    message = _message()
+    assert callable(setup)
+    setup(message)
+
+    assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+
+    error = _status(message).error
+    assert isinstance(error, (InvalidArgumentError, InvalidArgumentTypeError))
+    assert error.argument == argument
+    assert words in str(error)
+    assert fake.outbox == ()
+
+
+def test_a_failed_raw_send_marks_its_envelope_recipients_failed(fake: FakePostal) -> None:
+    message = mail.EmailMessage("Hi", "Body", "app@elsewhere.org", ["john@example.org"])
+    message.content_subtype = "calendar"
+
+    assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+
+    assert _status(message).recipients["john@example.org"].status == "failed"
+    assert type(_status(message).error).__name__ == "UnauthenticatedFromAddress"
+
+
+def test_a_postal_setting_that_is_not_a_dict_is_named() -> None:
+    with override_settings(POSTAL="https://postal.example.com"):
+        with pytest.raises(ImproperlyConfigured, match="settings.POSTAL must be a dict"):
+            mail.get_connection().send_messages([_message()])

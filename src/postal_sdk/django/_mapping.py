@@ -66,6 +66,8 @@ _SEND_MESSAGE_PARAMETERS = frozenset(
         "attachments",
     }
 )
+_RAW_EXTRA = frozenset({"bounce", "tag", "sender"})
+"""What `esp_extra` can still set on a message sent as Django's MIME through send/raw."""
 
 
 class UnsupportedFeatureError(InvalidArgumentError):
@@ -170,6 +172,14 @@ class _Mapping:
             )
         parameters.update(extra)
         if self.raw_reasons:
+            ignored = sorted(set(extra) - _RAW_EXTRA)
+            if ignored:
+                raise InvalidArgumentError(
+                    "esp_extra",
+                    f"{', '.join(map(repr, ignored))} cannot apply: the message goes through "
+                    f"send/raw ({self.raw_reasons[0]}), which takes only "
+                    f"{', '.join(sorted(_RAW_EXTRA))}",
+                )
             return self.raw(parameters, recipients, from_list)
         return Message(
             from_=parameters["from"],
@@ -366,8 +376,13 @@ def _attachment_parts(item: object, where: str) -> tuple[str | None, bytes, str,
         filename = force_str(filename) if filename is not None else None
         inline = False
         if isinstance(content, EmailMessage):
-            content = content.message()
-        if isinstance(content, email.message.Message):
+            built = content.message()
+            if isinstance(built, email.message.EmailMessage):
+                content = built.as_bytes(policy=email.policy.SMTP)
+            else:  # Django before 6 builds SafeMIME objects, with their own as_bytes
+                content = built.as_bytes(linesep="\r\n")
+            mimetype = mimetype or "message/rfc822"
+        elif isinstance(content, email.message.Message):
             content = content.as_bytes(policy=email.policy.SMTP)
             mimetype = mimetype or "message/rfc822"
         content_type = mimetype
