@@ -514,6 +514,8 @@ def test_a_failed_raw_send_marks_its_envelope_recipients_failed(fake: FakePostal
 
 
 def test_a_postal_setting_that_is_not_a_dict_is_named() -> None:
-    with override_settings(POSTAL="https://postal.example.com"):
-        with pytest.raises(ImproperlyConfigured, match="settings.POSTAL must be a dict"):
-            mail.get_connection().send_messages([_message()])
+    with (
+        override_settings(POSTAL="https://postal.example.com"),
+        pytest.raises(ImproperlyConfigured, match=r"settings\.POSTAL must be a dict"),
+    ):
+        mail.get_connection().send_messages([_message()])
