@@ -36,17 +36,18 @@ from postal_sdk.models import Attachment, Message, RawMessage
 
 __all__ = ["UNSUPPORTED_ATTRIBUTES", "UnsupportedFeatureError", "to_postal"]
 
-UNSUPPORTED_ATTRIBUTES = (
-    "metadata",
-    "send_at",
-    "track_clicks",
-    "track_opens",
-    "template_id",
-    "merge_data",
-    "merge_global_data",
-    "merge_headers",
-    "merge_metadata",
-)
+_UNSUPPORTED = {
+    "metadata": "Postal keeps no metadata with a message",
+    "send_at": "Postal cannot schedule a send",
+    "track_clicks": "Postal sets click tracking per server, not per message",
+    "track_opens": "Postal sets open tracking per server, not per message",
+    "template_id": "Postal has no templates",
+    "merge_data": "Postal has no templates to merge data into",
+    "merge_global_data": "Postal has no templates to merge data into",
+    "merge_headers": "Postal has no per-recipient headers",
+    "merge_metadata": "Postal keeps no metadata with a message",
+}
+UNSUPPORTED_ATTRIBUTES = tuple(_UNSUPPORTED)
 """anymail's message attributes that Postal's API has no way to express."""
 
 _SEND_MESSAGE_PARAMETERS = frozenset(
@@ -139,10 +140,10 @@ class _Mapping:
         plain_body, html_body = self.bodies()
         attachments = self.attachments()
         tag = self.tag()
-        for attribute in UNSUPPORTED_ATTRIBUTES:
+        for attribute, problem in _UNSUPPORTED.items():
             value = getattr(message, attribute, None)
             if value is not None and value != {} and value != []:
-                self.unsupported(attribute, f"Postal has no {attribute.replace('_', ' ')}")
+                self.unsupported(attribute, problem)
 
         parameters: dict[str, Any] = {
             "from": from_list[0],
