@@ -7,17 +7,44 @@ runs Django in a subprocess with its own settings module instead.
 
 from __future__ import annotations
 
+import email.message
 from collections.abc import Iterator
+from email.mime.image import MIMEImage
+from typing import Any
 
 import django
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
 
 # Django 5.1's LoginRequiredMiddleware, where there is one: the webhook view must pass it.
 LOGIN_REQUIRED = django.VERSION >= (5, 1)
+MAILERS = django.VERSION >= (6, 1)
+
+
+def png_part(data: bytes, filename: str, *, content_id: str | None = None) -> Any:
+    """An image attachment as this Django wants it: MIMEPart from 6.0 (MIMEBase before)."""
+    disposition = "inline" if content_id else "attachment"
+    if django.VERSION >= (6, 0):
+        part = email.message.MIMEPart()
+        part.set_content(
+            data, "image", "png", disposition=disposition, filename=filename, cid=content_id
+        )
+        return part
+    image = MIMEImage(data, "png")
+    if content_id:
+        image.add_header("Content-ID", content_id)
+    image.add_header("Content-Disposition", disposition, filename=filename)
+    return image
+
+
+def make_backend(backend: str = "postal_sdk.django.EmailBackend", **options: Any) -> Any:
+    """A backend made as get_connection(backend, **options) makes it (deprecated in 6.1)."""
+    return import_string(backend)(**options)
+
 
 if not settings.configured:
     settings.configure(
@@ -32,7 +59,12 @@ if not settings.configured:
         ],
         SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         ROOT_URLCONF="tests.django.urls",
-        EMAIL_BACKEND="postal_sdk.django.EmailBackend",
+        # Django 6.1 deprecates EMAIL_BACKEND for MAILERS.
+        **(
+            {"MAILERS": {"default": {"BACKEND": "postal_sdk.django.EmailBackend"}}}
+            if MAILERS
+            else {"EMAIL_BACKEND": "postal_sdk.django.EmailBackend"}
+        ),
         DATABASES={},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         USE_TZ=True,

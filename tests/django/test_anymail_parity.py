@@ -8,7 +8,6 @@ HTTP; the two send/message bodies the fake received are compared field by field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from email.mime.image import MIMEImage
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from anymail.exceptions import AnymailUnsupportedFeature
 from django.core import mail
 
 from postal_sdk.testing import FakePostal
+from tests.django.conftest import make_backend, png_part
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -84,9 +84,7 @@ def _attachments() -> mail.EmailMessage:
     message.attach("notes.txt", "Some notes ✓", "text/plain")
     message.attach("data.csv", b"a,b\n1,2\n", None)
     message.attach("blob", b"\x00\x01\x02", None)
-    image = MIMEImage(PNG, "png")
-    image.add_header("Content-Disposition", "attachment", filename="logo.png")
-    message.attach(image)
+    message.attach(png_part(PNG, "logo.png"))
     return message
 
 
@@ -166,7 +164,7 @@ def _significant(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _sent_payload(fake: FakePostal, backend: str, message: mail.EmailMessage) -> dict[str, Any]:
     before = len(fake.requests)
-    connection = mail.get_connection(backend)
+    connection = make_backend(backend)
     assert connection.send_messages([message]) == 1
     [request] = fake.requests[before:]
     assert request.path == "/api/v1/send/message"
@@ -195,8 +193,8 @@ def test_each_feature_anymail_maps_reaches_postal_the_same(
 @pytest.mark.usefixtures("postal_url")
 def test_the_status_on_the_message_has_anymails_shape(fake: FakePostal) -> None:
     theirs, ours = _cc_bcc(), _cc_bcc()
-    mail.get_connection("anymail.backends.postal.EmailBackend").send_messages([theirs])
-    mail.get_connection().send_messages([ours])
+    make_backend("anymail.backends.postal.EmailBackend").send_messages([theirs])
+    make_backend().send_messages([ours])
 
     anymail_status = theirs.anymail_status  # type: ignore[attr-defined]
     status = ours.postal_status  # type: ignore[attr-defined]
@@ -214,8 +212,8 @@ def test_the_status_on_the_message_has_anymails_shape(fake: FakePostal) -> None:
 @pytest.mark.usefixtures("postal_url")
 def test_one_recipient_gives_a_single_message_id_as_anymail_does(fake: FakePostal) -> None:
     theirs, ours = _plain(), _plain()
-    mail.get_connection("anymail.backends.postal.EmailBackend").send_messages([theirs])
-    mail.get_connection().send_messages([ours])
+    make_backend("anymail.backends.postal.EmailBackend").send_messages([theirs])
+    make_backend().send_messages([ours])
 
     assert isinstance(theirs.anymail_status.message_id, int)  # type: ignore[attr-defined]
     assert ours.postal_status.message_id == fake.outbox[-1].created[0].id  # type: ignore[attr-defined]
@@ -246,9 +244,9 @@ def test_what_postal_cannot_express_is_refused_as_anymail_refuses_it(
     setattr(ours, attribute, value)
 
     with pytest.raises(AnymailUnsupportedFeature):
-        mail.get_connection("anymail.backends.postal.EmailBackend").send_messages([theirs])
+        make_backend("anymail.backends.postal.EmailBackend").send_messages([theirs])
     with pytest.raises(SendMessagesError) as raised:
-        mail.get_connection().send_messages([ours])
+        make_backend().send_messages([ours])
 
     [(_, _, error)] = raised.value.failures
     assert isinstance(error, UnsupportedFeatureError)

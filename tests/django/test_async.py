@@ -9,6 +9,7 @@ from django.test import override_settings
 
 from postal_sdk.django import EmailBackend, PostalStatus, SendMessagesError, asend_messages
 from postal_sdk.testing import FakePostal
+from tests.django.conftest import make_backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("postal_url")]
 
@@ -48,7 +49,7 @@ async def test_asend_messages_raises_every_failure_after_sending_the_rest(
 
 
 async def test_an_async_with_connection_keeps_one_client(fake: FakePostal) -> None:
-    connection = mail.get_connection()
+    connection = make_backend()
     assert isinstance(connection, EmailBackend)
 
     async with connection:
@@ -79,7 +80,7 @@ async def test_a_missing_setting_is_named_in_async_code_too(
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_another_backend_runs_in_a_thread(fake: FakePostal) -> None:
     # Django's test runner swaps EMAIL_BACKEND for locmem: asend_messages still works.
-    connection = mail.get_connection("django.core.mail.backends.locmem.EmailBackend")
+    connection = make_backend("django.core.mail.backends.locmem.EmailBackend")
     mail.outbox = []
 
     assert await asend_messages([_message(["john@example.org"])], connection=connection) == 1

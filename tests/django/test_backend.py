@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from email.mime.image import MIMEImage
 
 import pytest
 from django.core import mail
@@ -24,6 +23,7 @@ from postal_sdk.errors import (
     UnauthenticatedFromAddress,
 )
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
+from tests.django.conftest import MAILERS, make_backend, png_part
 
 pytestmark = pytest.mark.usefixtures("postal_url")
 
@@ -52,7 +52,7 @@ def _raw(fake: FakePostal) -> email.message.EmailMessage:
 def test_several_reply_to_addresses_go_in_one_reply_to(fake: FakePostal) -> None:
     message = _message(reply_to=["a@example.com", "B <b@example.com>"])
 
-    assert mail.get_connection().send_messages([message]) == 1
+    assert make_backend().send_messages([message]) == 1
 
     assert fake.outbox[-1].params["reply_to"] == "a@example.com, B <b@example.com>"
 
@@ -62,13 +62,10 @@ def test_an_inline_image_goes_through_send_raw_with_its_content_id(fake: FakePos
         "Logo", "See logo", "app@example.com", ["john@example.org"], bcc=["audit@example.org"]
     )
     message.attach_alternative('<img src="cid:logo">', "text/html")
-    image = MIMEImage(PNG, "png")
-    image.add_header("Content-ID", "<logo>")
-    image.add_header("Content-Disposition", "inline", filename="logo.png")
-    message.attach(image)
+    message.attach(png_part(PNG, "logo.png", content_id="<logo>"))
     message.tags = ["welcome"]  # type: ignore[attr-defined]
 
-    assert mail.get_connection().send_messages([message]) == 1
+    assert make_backend().send_messages([message]) == 1
 
     raw = _raw(fake)
     assert fake.outbox[-1].params["rcpt_to"] == ["john@example.org", "audit@example.org"]
@@ -93,7 +90,7 @@ def test_what_send_message_cannot_say_goes_through_send_raw(fake: FakePostal, ca
     else:
         message.attach(None, b"data", "application/octet-stream")
 
-    assert mail.get_connection().send_messages([message]) == 1
+    assert make_backend().send_messages([message]) == 1
 
     raw = _raw(fake)
     assert fake.outbox[-1].params["rcpt_to"] == ["john@example.org"]
@@ -108,7 +105,7 @@ def test_a_sender_header_becomes_postals_sender_parameter(fake: FakePostal) -> N
     # Postal overwrites a custom Sender header with its `sender` parameter (null: removed).
     message = _message(headers={"Sender": "Mailer <mailer@example.com>"})
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     assert fake.outbox[-1].params["sender"] == "Mailer <mailer@example.com>"
     assert "headers" not in fake.outbox[-1].params
@@ -126,7 +123,7 @@ def test_unsupported_features_are_dropped_when_the_setting_says_so(fake: FakePos
             "IGNORE_UNSUPPORTED_FEATURES": True,
         }
     ):
-        assert mail.get_connection().send_messages([message]) == 1
+        assert make_backend().send_messages([message]) == 1
 
     assert fake.outbox[-1].params["tag"] == "first"
 
@@ -149,7 +146,7 @@ def test_the_whole_list_is_sent_and_then_every_failure_raised_together(
     ]
 
     with pytest.raises(SendMessagesError) as raised:
-        mail.get_connection().send_messages(messages)
+        make_backend().send_messages(messages)
 
     error = raised.value
     assert error.sent == 2
@@ -174,7 +171,7 @@ def test_fail_silently_counts_what_was_sent_and_leaves_each_error_on_its_message
 ) -> None:
     messages = [_message(), _message(to=[]), _message(to=["mary@example.org"])]
 
-    assert mail.get_connection(fail_silently=True).send_messages(messages) == 2
+    assert make_backend(fail_silently=True).send_messages(messages) == 2
 
     assert len(fake.outbox) == 2
     assert isinstance(_status(messages[1]).error, InvalidArgumentError)
@@ -188,7 +185,7 @@ def test_send_mail_goes_through_the_backend(fake: FakePostal) -> None:
 
 
 def test_an_empty_list_sends_nothing(fake: FakePostal) -> None:
-    assert mail.get_connection().send_messages([]) == 0
+    assert make_backend().send_messages([]) == 0
     assert fake.requests == ()
 
 
@@ -223,7 +220,7 @@ def test_bad_input_is_a_clear_error_naming_what_is_wrong_and_the_rest_is_sent(
     good = _message()
 
     with pytest.raises(SendMessagesError) as raised:
-        mail.get_connection().send_messages([bad, good])
+        make_backend().send_messages([bad, good])
 
     [(index, message, error)] = raised.value.failures
     assert (index, message) == (0, bad)
@@ -255,7 +252,7 @@ def test_several_tags_are_refused_naming_the_attribute(fake: FakePostal) -> None
     message = _message()
     message.tags = ["a", "b"]  # type: ignore[attr-defined]
 
-    assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+    assert make_backend(fail_silently=True).send_messages([message]) == 0
 
     error = _status(message).error
     assert isinstance(error, UnsupportedFeatureError)
@@ -265,7 +262,7 @@ def test_several_tags_are_refused_naming_the_attribute(fake: FakePostal) -> None
 def test_an_idna_domain_is_encoded_and_keys_the_status(fake: FakePostal) -> None:
     message = _message(to=["Jöhn <john@bücher.example>"])
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     assert fake.outbox[-1].params["to"] == ["Jöhn <john@xn--bcher-kva.example>"]
     assert list(_status(message).recipients) == ["john@xn--bcher-kva.example"]
@@ -299,10 +296,10 @@ def test_a_missing_or_wrong_setting_is_named(
 
     with override_settings(POSTAL=postal):
         with pytest.raises(ImproperlyConfigured) as raised:
-            mail.get_connection().send_messages([message])
+            make_backend().send_messages([message])
         assert named in str(raised.value)
 
-        assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+        assert make_backend(fail_silently=True).send_messages([message]) == 0
         assert named in str(_status(message).error)
 
 
@@ -313,11 +310,11 @@ def test_the_environment_is_the_fallback_for_url_and_key(
     monkeypatch.setenv("POSTAL_API_KEY", DEFAULT_API_KEY)
 
     with override_settings(POSTAL=None):
-        assert mail.get_connection().send_messages([_message()]) == 1
+        assert make_backend().send_messages([_message()]) == 1
 
 
 def test_get_connection_options_override_the_setting(fake: FakePostal) -> None:
-    connection = mail.get_connection(api_key="wrong-key", fail_silently=True)
+    connection = make_backend(api_key="wrong-key", fail_silently=True)
     message = _message()
 
     assert connection.send_messages([message]) == 0
@@ -326,11 +323,11 @@ def test_get_connection_options_override_the_setting(fake: FakePostal) -> None:
 
 def test_an_unknown_connection_option_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="unknown option 'api_url'"):
-        mail.get_connection(api_url="http://x").send_messages([_message()])
+        make_backend(api_url="http://x").send_messages([_message()])
 
 
 def test_an_open_connection_keeps_one_client_for_several_calls(fake: FakePostal) -> None:
-    connection = mail.get_connection()
+    connection = make_backend()
     assert isinstance(connection, EmailBackend)
 
     with connection:
@@ -347,7 +344,7 @@ def test_an_open_connection_keeps_one_client_for_several_calls(fake: FakePostal)
 
 
 def test_send_messages_closes_the_client_it_opened(fake: FakePostal) -> None:
-    connection = mail.get_connection()
+    connection = make_backend()
     assert isinstance(connection, EmailBackend)
 
     connection.send_messages([_message()])
@@ -356,7 +353,7 @@ def test_send_messages_closes_the_client_it_opened(fake: FakePostal) -> None:
 
 
 def test_more_messages_than_the_concurrency_are_all_sent(fake: FakePostal) -> None:
-    connection = mail.get_connection(concurrency=3)
+    connection = make_backend(concurrency=3)
     messages = [_message(to=[f"user{i}@example.org"]) for i in range(25)]
 
     assert connection.send_messages(messages) == 25
@@ -374,7 +371,7 @@ def _message_with_body(body: str) -> mail.EmailMessage:
 def test_several_from_addresses_go_through_send_raw(fake: FakePostal) -> None:
     message = _message(headers={"From": "a@example.com, b@example.com"})
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     raw = _raw(fake)
     assert raw["From"] == "a@example.com, b@example.com"
@@ -387,7 +384,7 @@ def test_a_body_neither_plain_nor_html_goes_through_send_raw(fake: FakePostal) -
     message = _message()
     message.content_subtype = "calendar"
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     assert _raw(fake).get_content_type() == "text/calendar"
 
@@ -399,7 +396,7 @@ def test_an_envelope_sender_on_send_raw_is_the_mail_from_and_the_sender_header(
     message.envelope_sender = "Bounces <bounces@example.com>"  # type: ignore[attr-defined]
     message.esp_extra = {"bounce": True}  # type: ignore[attr-defined]
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     raw = _raw(fake)
     assert raw.get_all("Sender") == ["Bounces <bounces@example.com>"]
@@ -411,7 +408,7 @@ def test_a_tag_given_as_one_string_is_the_tag(fake: FakePostal) -> None:
     message = _message()
     message.tags = "welcome"  # type: ignore[attr-defined]
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     assert fake.outbox[-1].params["tag"] == "welcome"
 
@@ -420,7 +417,7 @@ def test_an_attached_message_is_sent_as_message_rfc822(fake: FakePostal) -> None
     message = _message()
     message.attach("forwarded.eml", _message(to=["mary@example.org"]), None)
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     [attachment] = fake.outbox[-1].params["attachments"]
     assert attachment["name"] == "forwarded.eml"
@@ -436,7 +433,7 @@ def test_an_attachment_without_a_type_gets_one_from_its_name(
 ) -> None:
     message = _with_attachment(attachment)
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     [sent] = fake.outbox[-1].params["attachments"]
     if content_type is None:
@@ -450,7 +447,7 @@ def test_esp_extra_attachments_in_postals_wire_form_are_sent(fake: FakePostal) -
     wire = {"name": "a.txt", "data": "aGVsbG8=", "content_type": "text/plain"}
     message.esp_extra = {"attachments": [wire]}  # type: ignore[attr-defined]
 
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
 
     assert fake.outbox[-1].params["attachments"] == [wire]
 
@@ -494,7 +491,7 @@ def test_more_bad_input_is_named(
     assert callable(setup)
     setup(message)
 
-    assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+    assert make_backend(fail_silently=True).send_messages([message]) == 0
 
     error = _status(message).error
     assert isinstance(error, (InvalidArgumentError, InvalidArgumentTypeError))
@@ -507,7 +504,7 @@ def test_a_failed_raw_send_marks_its_envelope_recipients_failed(fake: FakePostal
     message = mail.EmailMessage("Hi", "Body", "app@elsewhere.org", ["john@example.org"])
     message.content_subtype = "calendar"
 
-    assert mail.get_connection(fail_silently=True).send_messages([message]) == 0
+    assert make_backend(fail_silently=True).send_messages([message]) == 0
 
     assert _status(message).recipients["john@example.org"].status == "failed"
     assert type(_status(message).error).__name__ == "UnauthenticatedFromAddress"
@@ -518,4 +515,27 @@ def test_a_postal_setting_that_is_not_a_dict_is_named() -> None:
         override_settings(POSTAL="https://postal.example.com"),
         pytest.raises(ImproperlyConfigured, match=r"settings\.POSTAL must be a dict"),
     ):
-        mail.get_connection().send_messages([_message()])
+        make_backend().send_messages([_message()])
+
+
+@pytest.mark.skipif(not MAILERS, reason="MAILERS is Django 6.1's")
+def test_a_mailers_entry_passes_its_options_and_alias(fake: FakePostal, postal_url: str) -> None:
+    from django.core.mail import mailers  # type: ignore[attr-defined]
+
+    entries = {
+        "default": {"BACKEND": "postal_sdk.django.EmailBackend"},
+        "other": {
+            "BACKEND": "postal_sdk.django.EmailBackend",
+            "OPTIONS": {"api_key": "wrong-key", "concurrency": 2},
+        },
+    }
+    with override_settings(MAILERS=entries):
+        other = mailers["other"]
+        message = _message()
+        with pytest.raises(SendMessagesError):
+            message.send(using="other")
+        assert _message().send() == 1
+
+    assert other.alias == "other"
+    assert type(_status(message).error).__name__ == "InvalidServerAPIKey"
+    assert len(fake.outbox) == 1

@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from postal_sdk.django import webhook_received
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, NonJSONBody
 from postal_sdk.webhooks import MessageLoaded, MessageSent, WebhookEvent, sign_webhook_body
-from tests.django.conftest import LOGIN_REQUIRED
+from tests.django.conftest import LOGIN_REQUIRED, make_backend
 
 PATH = "/webhooks/postal"
 QUICK = (0.01,)
@@ -44,7 +44,7 @@ def webhook(fake: FakePostal, postal_url: str) -> None:
 
 def _send_one(fake: FakePostal) -> int:
     message = mail.EmailMessage("Hi", "Body", "app@example.com", ["john@example.org"])
-    mail.get_connection().send_messages([message])
+    make_backend().send_messages([message])
     message_id: int = message.postal_status.message_id  # type: ignore[attr-defined]
     return message_id
 

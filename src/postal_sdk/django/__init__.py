@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import django.core.mail
 from django.core.mail import EmailMessage, get_connection
 
 from postal_sdk.django._backend import EmailBackend
@@ -45,17 +46,28 @@ async def asend_messages(
 ) -> int:
     """Send Django messages from async code without blocking the event loop.
 
-    Django 5.x has no async mail API (no `aget_connection`, no `EmailMessage.asend`).
-    This sends through `connection` (by default `get_connection(fail_silently=...)`, so
-    `EMAIL_BACKEND`): with `EmailBackend` the messages go out through `AsyncPostal` and
+    Django has no async mail API (no `aget_connection`, no `EmailMessage.asend`, up to 6.1).
+    This sends through `connection` (by default the default mailer: `EMAIL_BACKEND`, or
+    `MAILERS["default"]` on Django 6.1+): with `EmailBackend` the messages go out through `AsyncPostal` and
     its fan-out; any other backend (Django's locmem backend in tests, for one) runs its
     `send_messages` in a worker thread. Returns the number sent, as `send_messages` does.
     """
     if connection is None:
-        connection = get_connection(fail_silently=fail_silently)
+        connection = _default_connection(fail_silently)
     if isinstance(connection, EmailBackend):
         return await connection.asend_messages(messages)
     from asgiref.sync import sync_to_async
 
     sent: int = await sync_to_async(connection.send_messages)(messages)
     return sent
+
+
+def _default_connection(fail_silently: bool) -> Any:
+    mailers = getattr(django.core.mail, "mailers", None)
+    if mailers is None:  # Django before 6.1
+        return get_connection(fail_silently=fail_silently)
+    # Django 6.1 deprecates get_connection() for MAILERS["default"].
+    connection = mailers.default
+    if fail_silently:
+        connection.fail_silently = True
+    return connection

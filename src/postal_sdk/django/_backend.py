@@ -16,7 +16,7 @@ from postal_sdk._async.client import AsyncPostal
 from postal_sdk._async.fanout import SendOutcome
 from postal_sdk._sync.client import Postal
 from postal_sdk.django._mapping import to_postal
-from postal_sdk.django._settings import PostalSettings, client_error, read_settings
+from postal_sdk.django._settings import OPTION_NAMES, PostalSettings, client_error, read_settings
 from postal_sdk.django._status import PostalStatus, SendMessagesError
 from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError, PostalError
 from postal_sdk.models import Message, RawMessage
@@ -46,8 +46,18 @@ class EmailBackend(BaseEmailBackend):
     are raised together, after every message was attempted, as one `SendMessagesError`.
     """
 
-    def __init__(self, fail_silently: bool = False, **options: Any) -> None:
-        super().__init__(fail_silently=fail_silently)
+    def __init__(
+        self, fail_silently: bool = False, *, alias: str | None = None, **options: Any
+    ) -> None:
+        # Django 6.1's MAILERS passes `alias` and the entry's OPTIONS (plus the names of
+        # deprecated get_connection() arguments it forwards, to be dropped if unknown);
+        # fail_silently is kept here, since Django 6.1 deprecates the base class's.
+        forwarded = options.pop("_ignore_unknown_kwargs", None) or ()
+        for name in forwarded:
+            if name not in OPTION_NAMES:
+                options.pop(name, None)
+        super().__init__(alias=alias)
+        self.fail_silently = fail_silently
         self._options = options
         self._client: Postal | None = None
         self._async_client: AsyncPostal | None = None

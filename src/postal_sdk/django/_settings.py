@@ -12,7 +12,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["DEFAULT_CONCURRENCY", "PostalSettings", "client_error", "read_settings"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "OPTION_NAMES",
+    "PostalSettings",
+    "client_error",
+    "read_settings",
+]
 
 DEFAULT_CONCURRENCY = 20
 """Sends in flight at once for one `send_messages` call (one thread each)."""
@@ -38,6 +44,8 @@ _OTHER_KEYS = {
 _KEYS = {**_CLIENT_KEYS, **_OTHER_KEYS}
 _SMTP_CREDENTIALS = frozenset({"username", "password"})
 _SETTING_OF = {option: key for key, option in _KEYS.items()}
+OPTION_NAMES = frozenset(_SETTING_OF)
+"""The backend's keyword options (`get_connection(...)`, MAILERS' OPTIONS): keys in lower case."""
 
 
 @attrs.frozen
