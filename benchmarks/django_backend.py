@@ -7,7 +7,7 @@ Both backends get the same list of `EmailMessage`s through Django's own bulk cal
 `get_connection().send_messages(messages)`, against `benchmarks/server.py` holding each
 answer back 20 ms (a real Postal takes tens of milliseconds per send). anymail's Postal
 backend sends them one after another; `postal_sdk.django.EmailBackend` sends them
-through `Postal.send_many`, `CONCURRENCY` (default 20) at a time. Each backend runs in a
+through `Postal.send_many`, `CONCURRENCY` (default 50) at a time. Each backend runs in a
 fresh process (Django is configured once per process), pinned to core 0 with the
 server on core 1; the best of `--rounds` calls is kept.
 
@@ -37,7 +37,7 @@ TARGET = 10.0
 BACKENDS = {
     "django-anymail (Postal backend)": "anymail.backends.postal.EmailBackend",
     "postal_sdk.django.EmailBackend": "postal_sdk.django.EmailBackend",
-    "postal_sdk.django.EmailBackend, CONCURRENCY 50": "postal_sdk.django.EmailBackend",
+    "postal_sdk.django.EmailBackend, CONCURRENCY 20": "postal_sdk.django.EmailBackend",
 }
 
 
@@ -49,8 +49,8 @@ def run_backend(name: str, url: str, messages: int, rounds: int) -> dict[str, An
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {CLIENT_CPU})
     postal: dict[str, Any] = {"BASE_URL": url, "API_KEY": API_KEY}
-    if name.endswith("CONCURRENCY 50"):
-        postal["CONCURRENCY"] = 50
+    if name.endswith("CONCURRENCY 20"):
+        postal["CONCURRENCY"] = 20
     settings.configure(
         EMAIL_BACKEND=BACKENDS[name],
         ANYMAIL={"POSTAL_API_KEY": API_KEY, "POSTAL_API_URL": url},

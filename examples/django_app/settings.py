@@ -26,7 +26,7 @@ else:
 DEFAULT_FROM_EMAIL = "Example <app@example.com>"
 POSTAL = {
     # BASE_URL and API_KEY: from POSTAL_BASE_URL and POSTAL_API_KEY.
-    "CONCURRENCY": 20,
+    "CONCURRENCY": 50,
     # Postal retries a webhook with the same uuid: handle each event once.
     "WEBHOOK_DEDUPLICATE_CACHE": "default",
 }

@@ -41,7 +41,7 @@ class EmailBackend(BaseEmailBackend):
     not open (`with get_connection() as connection:` keeps it for several calls).
 
     `send_messages` sends the whole list through `Postal.send_many`, `CONCURRENCY`
-    (20) at a time, and returns how many Postal took. Each message gets
+    (50) at a time, and returns how many Postal took. Each message gets
     `message.postal_status` (a `PostalStatus`). Unless `fail_silently`, the failures
     are raised together, after every message was attempted, as one `SendMessagesError`.
     """

@@ -20,8 +20,12 @@ __all__ = [
     "read_settings",
 ]
 
-DEFAULT_CONCURRENCY = 20
-"""Sends in flight at once for one `send_messages` call (one thread each)."""
+DEFAULT_CONCURRENCY = 50
+"""Sends in flight at once for one `send_messages` call (one thread each).
+
+At Postal's tens of milliseconds per send, a list of 300 takes 6 round trips instead
+of the 15 that 20 would take: wall time, not CPU, is what a bigger number saves.
+"""
 
 _CLIENT_KEYS = {
     "BASE_URL": "base_url",
