@@ -48,9 +48,10 @@ async def asend_messages(
 
     Django has no async mail API (no `aget_connection`, no `EmailMessage.asend`, up to 6.1).
     This sends through `connection` (by default the default mailer: `EMAIL_BACKEND`, or
-    `MAILERS["default"]` on Django 6.1+): with `EmailBackend` the messages go out through `AsyncPostal` and
-    its fan-out; any other backend (Django's locmem backend in tests, for one) runs its
-    `send_messages` in a worker thread. Returns the number sent, as `send_messages` does.
+    `MAILERS["default"]` on Django 6.1+): with `EmailBackend` the messages go out through
+    `AsyncPostal` and its fan-out; any other backend (Django's locmem backend in tests,
+    for one) runs its `send_messages` in a worker thread. Returns the number sent, as
+    `send_messages` does.
     """
     if connection is None:
         connection = _default_connection(fail_silently)

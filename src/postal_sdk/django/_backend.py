@@ -36,9 +36,10 @@ class EmailBackend(BaseEmailBackend):
     Configured by `settings.POSTAL` (`BASE_URL`, `API_KEY` and the client's options; the
     `POSTAL_BASE_URL` and `POSTAL_API_KEY` environment variables as fallback); keyword
     options given to `get_connection` (`base_url=`, `api_key=`, `concurrency=`, ...), or
-    an entry's `OPTIONS` in Django 6.1's `MAILERS`, override it. One `Postal` client per connection: `open()` makes it, `close()`
-    closes it, and `send_messages` opens and closes one itself when the connection is
-    not open (`with get_connection() as connection:` keeps it for several calls).
+    an entry's `OPTIONS` in Django 6.1's `MAILERS`, override it. One `Postal` client per
+    connection: `open()` makes it, `close()` closes it, and `send_messages` opens and
+    closes one itself when the connection is not open (`with get_connection() as
+    connection:` keeps it for several calls).
 
     `send_messages` sends the whole list through `Postal.send_many`, `CONCURRENCY`
     (50) at a time, and returns how many Postal took. Each message gets
