@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks,django]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -24,6 +24,8 @@ TEST_TOOLS = [
     "uvloop>=0.19; sys_platform != 'win32'",
     # A private CA for the connecting tests' HTTPS servers and client certificates.
     "trustme>=1.1",
+    # tests/django compares the Django backend's requests with anymail's Postal backend.
+    "django-anymail>=10",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -39,7 +41,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/, and on the typing tests that use the API as a user would."""
-    session.install("mypy>=1.10", TEST_EXTRAS, *TEST_TOOLS)
+    session.install("mypy>=1.10", "django-stubs>=5", TEST_EXTRAS, *TEST_TOOLS)
     session.run("mypy", "--strict", "src/postal_sdk")
     session.run("mypy", "--strict", "tests/typing")
 
@@ -101,10 +103,10 @@ def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
     Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
-    import_time.md, tracing_overhead.md, proxy.md).
+    import_time.md, tracing_overhead.md, proxy.md, campaign.md, django.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp,otel]", *BENCH_TOOLS)
+    session.install(".[aiohttp,otel,django]", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -119,3 +121,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/proxy.py")
     # The cost of the journal and the evenness of the pace: benchmarks/results/campaign.md.
     session.run("python", "benchmarks/campaign.py")
+    if "django-anymail" not in failed:
+        session.run("python", "benchmarks/django_backend.py")
