@@ -12,6 +12,7 @@ empties. Memory is proportional to `concurrency`, whatever the number of message
 
 from __future__ import annotations
 
+import contextvars
 import queue
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,19 +21,36 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from postal_sdk._async.fanout import (
+    InterruptedSend,
+    KeyFunction,
+    KeyRegistry,
     ProgressHook,
+    SendFailure,
     SendOutcome,
     SendProgress,
+    SendSuccess,
     check_concurrency,
     check_source,
     not_a_message,
 )
+from postal_sdk._sync.journaling import should_end_batch
+from postal_sdk.errors import BatchAborted
 from postal_sdk.models import Message, RawMessage
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
     from postal_sdk._sync.client import Postal
 
-__all__ = ["MessageSource", "ProgressHook", "SendMany", "SendOutcome", "SendProgress"]
+__all__ = [
+    "KeyFunction",
+    "MessageSource",
+    "ProgressHook",
+    "SendFailure",
+    "SendMany",
+    "SendOutcome",
+    "SendProgress",
+    "SendSuccess",
+]
 
 MessageSource = Iterable[Message | RawMessage]
 """What `Postal.send_many` takes: any iterable of messages."""
@@ -58,7 +76,7 @@ class SendMany:
     on nothing was sent) is either among the outcomes the loop received or in
     `unreported`. `interrupted` is always empty here: no send is abandoned midway. If the
     input itself raises, the sends under way finish and are yielded first, then the
-    exception ends the loop.
+    exception ends the loop. A batch stops early with `BatchAborted`, as the async one.
     """
 
     def __init__(
@@ -69,6 +87,8 @@ class SendMany:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> None:
         check_source(messages, allow_async=False)
         self._client = client
@@ -76,6 +96,9 @@ class SendMany:
         self._concurrency = check_concurrency(concurrency, client.max_concurrency)
         self._ordered = bool(ordered)
         self._on_progress = on_progress
+        self._pacer = rate_limit
+        self._keys = None if key is None else KeyRegistry(key)
+        self._abort_cause: Exception | None = None
 
         self._entered = False
         self._exited = False
@@ -93,7 +116,7 @@ class SendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """Always empty: the sync batch waits for the sends under way when it ends."""
 
     @property
@@ -148,6 +171,8 @@ class SendMany:
                 self._report(outcome)
                 return outcome
             if self._running == 0:
+                if self._abort_cause is not None:
+                    raise BatchAborted(self._abort_cause, self._next_index)
                 if self._source_error is not None:
                     error, self._source_error = self._source_error, None
                     raise error
@@ -158,6 +183,7 @@ class SendMany:
         window = self._concurrency * _WINDOW_PER_WORKER
         while (
             not self._source_done
+            and self._abort_cause is None
             and self._running < self._concurrency
             and self._next_index - self._yielded < window
         ):
@@ -174,29 +200,34 @@ class SendMany:
             self._next_index += 1
             if isinstance(item, (Message, RawMessage)):
                 self._running += 1
-                self._pool.submit(self._run, index, item)
+                # In the caller's context: its current span (tracing) and contextvars apply.
+                self._pool.submit(contextvars.copy_context().run, self._run, index, item)
             else:
-                self._store(SendOutcome(index, item, error=not_a_message(index, item)))
+                self._store(SendFailure(index, item, not_a_message(index, item)))
 
     def _run(self, index: int, item: Message | RawMessage) -> None:
         """In a pool thread: one send, its outcome put on the queue whatever happens."""
         try:
-            if isinstance(item, Message):
-                result = self._client.send_message(item)
-            else:
-                result = self._client.send_raw(item)
+            key = None if self._keys is None else self._keys.key_of(index, item)
+            result = self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
-            self._finished.put(SendOutcome(index, item, error=error))
+            self._finished.put(SendFailure(index, item, error))
         except BaseException as error:
             self._finished.put(error)
             raise
         else:
-            self._finished.put(SendOutcome(index, item, result=result))
+            self._finished.put(SendSuccess(index, item, result))
 
     def _collect(self, finished: SendOutcome | BaseException) -> None:
         self._running -= 1
         if isinstance(finished, BaseException):
             raise finished
+        if (
+            self._abort_cause is None
+            and finished.error is not None
+            and should_end_batch(finished.error)
+        ):
+            self._abort_cause = finished.error
         self._store(finished)
 
     def _store(self, outcome: SendOutcome) -> None:
