@@ -19,14 +19,17 @@ from postal_sdk.errors import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    BatchAborted,
     ClientClosedError,
     ConfigurationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    JournalError,
     MessageNotFound,
     MessageRejectedError,
     ParameterError,
     PostalError,
+    SendInDoubt,
     ServerSuspended,
     UnexpectedResponseError,
 )
@@ -48,6 +51,7 @@ from postal_sdk.models import (
     SendResult,
     SentMessage,
 )
+from postal_sdk.pacing import RateLimit
 
 __all__ = [
     "EXPANSIONS",
@@ -60,6 +64,7 @@ __all__ = [
     "Attachment",
     "AuthenticationError",
     "Backoff",
+    "BatchAborted",
     "Click",
     "ClientClosedError",
     "ConfigurationError",
@@ -67,6 +72,7 @@ __all__ = [
     "Expansion",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
+    "JournalError",
     "Load",
     "Message",
     "MessageAttachment",
@@ -79,7 +85,9 @@ __all__ = [
     "ParameterError",
     "Postal",
     "PostalError",
+    "RateLimit",
     "RawMessage",
+    "SendInDoubt",
     "SendMany",
     "SendOutcome",
     "SendProgress",

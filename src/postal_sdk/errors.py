@@ -20,18 +20,21 @@ __all__ = [
     "AttachmentMissingData",
     "AttachmentMissingName",
     "AuthenticationError",
+    "BatchAborted",
     "ClientClosedError",
     "ConfigurationError",
     "FromAddressMissing",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "InvalidServerAPIKey",
+    "JournalError",
     "MessageNotFound",
     "MessageRejectedError",
     "NoContent",
     "NoRecipients",
     "ParameterError",
     "PostalError",
+    "SendInDoubt",
     "ServerSuspended",
     "TooManyBCCAddresses",
     "TooManyCCAddresses",
@@ -224,3 +227,51 @@ class APIConnectionError(PostalError):
 
 class APITimeoutError(APIConnectionError):
     """A connect, read, write or pool timeout."""
+
+
+class JournalError(PostalError):
+    """The journal could not record a keyed send: the message was not sent.
+
+    Its store is unreachable, read-only, full or closed. A send whose intent could not be
+    recorded is never made.
+    """
+
+
+class SendInDoubt(PostalError):
+    """An earlier send with this idempotency key may have reached Postal: it is not resent.
+
+    The journal holds the key's intent but no result: the sender crashed, or its request
+    failed in a way that does not tell whether Postal queued the message (a read
+    timeout, a connection dropped after the request was written). Look the message up
+    in Postal, then settle the key with the journal's `resolve()`. `key` is the key.
+    """
+
+    def __init__(self, key: str, reason: str = "an earlier send may have reached Postal") -> None:
+        super().__init__(f"idempotency key {key!r} is in doubt: {reason}; it is not resent")
+        self.key = key
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.reason))
+
+
+class BatchAborted(PostalError):
+    """A `send_many` batch stopped early: every later send would have failed the same way.
+
+    Raised by the batch's loop (never inside an `ExceptionGroup`) after the sends under
+    way finished and were yielded, when one failed with an authentication error, a
+    suspended server, or a server that could not be reached after the retries. `cause`
+    is that error. `submitted` is where to resume: every index below it has had its
+    outcome, and none from it on was sent.
+    """
+
+    def __init__(self, cause: Exception, submitted: int) -> None:
+        super().__init__(
+            f"batch stopped after {submitted} message(s): every later send would fail "
+            f"({type(cause).__name__}: {cause})"
+        )
+        self.cause = cause
+        self.submitted = submitted
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.cause, self.submitted))

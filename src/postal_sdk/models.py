@@ -295,10 +295,16 @@ class SendResult:
     `rcpt_to` strings exactly as sent. An address given twice is keyed once (the last
     message). `message_id` is the `Message-ID` shared by all of them, without angle
     brackets; for `send_raw` it is `None` when the raw message has no `Message-ID`.
+
+    `replayed` is `True` when a send with an idempotency key was answered from the
+    client's journal (an earlier run sent it) instead of by Postal; it is not part of
+    Postal's reply, nor of equality. A key resolved as sent without a known result is
+    replayed as an empty result (`message_id` `None`, no `messages`).
     """
 
     message_id: str | None
     messages: Mapping[str, SentMessage]
+    replayed: bool = attrs.field(default=False, kw_only=True, eq=False)
 
     def for_recipient(self, address: str) -> SentMessage:
         """The message queued for `address`, matched without regard to letter case."""
