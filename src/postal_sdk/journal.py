@@ -162,11 +162,13 @@ class Journal(Protocol):
       same journal object returns, and by `close()`: a crash then leaves at most one key
       in doubt per sender that was under way.
     - `release` ends the claim with nothing sent: the key is free again, as if never
-      claimed.
+      claimed. `mark_in_doubt` ends it with the send's fate unknown: the key is
+      `IN_DOUBT` at once (others waiting on it stop waiting). Both, like `record`, may
+      return before they are durable, under the same ordering rule.
     - A store that cannot record (unreachable, full, read-only) raises `JournalError`
       from `claim`: the caller must not send.
-    - `record`, `release` and `renew` on a claim this journal no longer holds (the key
-      was resolved meanwhile) change nothing and raise nothing.
+    - `record`, `release`, `mark_in_doubt` and `renew` on a claim this journal no longer
+      holds (the key was resolved meanwhile) change nothing and raise nothing.
     """
 
     def claim(self, key: str, fingerprint: str | None = None) -> Claim:
@@ -195,6 +197,18 @@ class Journal(Protocol):
 
     async def async_release(self, claim: Claim) -> None:
         """`release()` without blocking the event loop."""
+        ...
+
+    def mark_in_doubt(self, claim: Claim) -> None:
+        """The send made under `claim` may or may not have reached Postal: mark it in doubt.
+
+        The key is `IN_DOUBT` at once (not `PENDING`: no one is left to finish it), and it
+        is never resent by itself.
+        """
+        ...
+
+    async def async_mark_in_doubt(self, claim: Claim) -> None:
+        """`mark_in_doubt()` without blocking the event loop."""
         ...
 
     def renew(self, claims: Sequence[Claim]) -> None:
@@ -494,6 +508,14 @@ class SQLiteJournal:
         """See `Journal.release`."""
         self.release(claim)
 
+    def mark_in_doubt(self, claim: Claim) -> None:
+        """See `Journal.mark_in_doubt` (returns once queued, like `record`)."""
+        self._submit(functools.partial(self._mark_in_doubt, claim), wait=False)
+
+    async def async_mark_in_doubt(self, claim: Claim) -> None:
+        """See `Journal.mark_in_doubt`."""
+        self.mark_in_doubt(claim)
+
     def renew(self, claims: Sequence[Claim]) -> None:
         """See `Journal.renew` (the writer thread also renews this object's claims)."""
         tokens = [claim.token for claim in claims if claim.token is not None]
@@ -726,6 +748,13 @@ class SQLiteJournal:
     def _release(self, claim: Claim, connection: sqlite3.Connection) -> None:
         connection.execute(
             "DELETE FROM postal_sends WHERE key = ? AND token = ? AND state != 'sent'",
+            (claim.key, claim.token),
+        )
+
+    def _mark_in_doubt(self, claim: Claim, connection: sqlite3.Connection) -> None:
+        connection.execute(
+            "UPDATE postal_sends SET state = 'in_doubt' WHERE key = ? AND token = ?"
+            " AND state = 'pending'",
             (claim.key, claim.token),
         )
 
