@@ -485,6 +485,24 @@ class RedisJournal:
         """See `release`."""
         await _in_thread(functools.partial(self.release, claim))
 
+    def mark_in_doubt(self, claim: Claim) -> None:
+        """See `postal_sdk.journal.Journal.mark_in_doubt`."""
+        if claim.token is None:
+            return
+        with self._lock:
+            self._held.pop(claim.token, None)
+        try:
+            self._abandon_script(
+                keys=[self._entry(claim.key), self._lease_key(claim.key)], args=[claim.token]
+            )
+        except redis.exceptions.RedisError as error:
+            # No longer renewed, the lease runs out: the key turns in doubt all the same.
+            _log.warning("%r could not mark key %r in doubt: %s", self, claim.key, error)
+
+    async def async_mark_in_doubt(self, claim: Claim) -> None:
+        """See `mark_in_doubt`."""
+        await _in_thread(functools.partial(self.mark_in_doubt, claim))
+
     def renew(self, claims: Sequence[Claim]) -> None:
         """See `postal_sdk.journal.Journal.renew` (this object also renews its own claims)."""
         held = [(claim.token, claim.key) for claim in claims if claim.token is not None]
