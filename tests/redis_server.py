@@ -81,17 +81,18 @@ def running_redis() -> Iterator[str]:
         for _attempt in range(5):
             port = _free_port()
             log = open(f"{directory}/redis-{port}.log", "wb")  # noqa: SIM115 - closed below
+            settings = {
+                "port": str(port),
+                "bind": "127.0.0.1",
+                "save": "",
+                "appendonly": "no",
+                "dir": directory,
+                "daemonize": "no",
+                "loglevel": "warning",
+            }
+            arguments = [part for name, value in settings.items() for part in (f"--{name}", value)]
             process = subprocess.Popen(  # noqa: S603 - our own arguments
-                [
-                    binary,
-                    "--port", str(port),
-                    "--bind", "127.0.0.1",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", directory,
-                    "--daemonize", "no",
-                    "--loglevel", "warning",
-                ],  # fmt: skip
+                [binary, *arguments],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

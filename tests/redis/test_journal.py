@@ -1,4 +1,4 @@
-"""RedisJournal keeps the journal protocol on a real Redis, from tasks (asyncio, trio) and threads."""
+"""RedisJournal keeps the journal protocol on a real Redis: from tasks (asyncio, trio), threads."""
 
 from __future__ import annotations
 
@@ -299,9 +299,7 @@ def test_a_default_journal_needs_only_a_url(redis_url: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("decode_responses", [False, True])
-async def test_a_sync_redis_client_is_used_as_given(
-    redis_url: str, decode_responses: bool
-) -> None:
+async def test_a_sync_redis_client_is_used_as_given(redis_url: str, decode_responses: bool) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=decode_responses)
     journal = RedisJournal(client, namespace="tests")
 
