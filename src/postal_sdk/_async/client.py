@@ -13,7 +13,9 @@ import cattrs
 import httpx
 
 from postal_sdk import __version__
-from postal_sdk._async.fanout import AsyncMessageSource, AsyncSendMany, ProgressHook
+from postal_sdk._async.fanout import AsyncMessageSource, AsyncSendMany, KeyFunction, ProgressHook
+from postal_sdk._async.journaling import async_send_keyed
+from postal_sdk._async.pace import async_pace
 from postal_sdk._async.webhook_keys import AsyncWebhookKeys
 from postal_sdk._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -40,6 +42,7 @@ from postal_sdk.errors import (
     UnexpectedResponseError,
     redact,
 )
+from postal_sdk.journal import Journal, fingerprint
 from postal_sdk.models import (
     EXPANSIONS,
     Delivery,
@@ -49,6 +52,7 @@ from postal_sdk.models import (
     RawMessage,
     SendResult,
 )
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
     from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
@@ -77,6 +81,8 @@ class _Connection:
     owns_http: bool
     webhook_keys: AsyncWebhookKeys | None = None
     closed: bool = False
+    pacer: Pacer | None = None
+    journal: Journal | None = None
 
 
 @attrs.frozen
@@ -114,6 +120,11 @@ class AsyncPostal:
             `"httpx"` (the default), or `"aiohttp"`, the faster path for bulk sending under
             asyncio, which needs the `postal-sdk[aiohttp]` extra. Errors, timeouts and
             retries are the same on both, except that aiohttp enforces no write timeout.
+        rate_limit: Paces every send of this client and its `with_options` copies, across
+            tasks: a `RateLimit` (this process) or `postal_sdk.redis.RedisRateLimit`.
+        journal: Records keyed sends (`idempotency_key=`, `send_many(key=...)`) so that
+            none is sent twice: a `postal_sdk.journal.SQLiteJournal` or
+            `postal_sdk.redis.RedisJournal`. The client never closes it.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -131,6 +142,8 @@ class AsyncPostal:
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         http_backend: HTTPBackend = "httpx",
+        rate_limit: Pacer | None = None,
+        journal: Journal | None = None,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         self._options = _Options(
@@ -154,6 +167,8 @@ class AsyncPostal:
             http=http_client or async_pooled_client(concurrency, checked_timeout, http_backend),
             limiter=AsyncLimiter(concurrency),
             owns_http=http_client is None,
+            pacer=_check_pacer(rate_limit, "rate_limit"),
+            journal=_check_journal(journal),
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}
@@ -231,29 +246,41 @@ class AsyncPostal:
         if self._connection.owns_http:
             await self._connection.http.aclose()
 
-    async def send_message(self, message: Message) -> SendResult:
+    async def send_message(
+        self, message: Message, *, idempotency_key: str | None = None
+    ) -> SendResult:
         """Send a message that Postal builds from its parts; one queued message per recipient.
 
         Retried only when the request provably never reached Postal, or when Postal
         answers 429/503 with `Retry-After`: a send is never repeated after it was sent.
+        Waits first for a slot of the client's `rate_limit`, if it has one.
+
+        With an `idempotency_key` (which needs the client's `journal`), the message is
+        sent at most once for that key, by any run that shares the journal: a key sent
+        before returns the recorded result, with `replayed` set, and sends nothing; a key
+        whose earlier send may or may not have reached Postal raises `SendInDoubt`; a key
+        being sent by another task or process waits for that send's result.
 
         Raises:
             MessageRejectedError: Postal refused the message (a subclass names the code).
             AuthenticationError, ServerSuspended: The key or the server is not usable.
             UnexpectedResponseError, APIConnectionError, APITimeoutError: see `PostalError`.
+            SendInDoubt: The key's earlier send may have reached Postal (not resent).
+            JournalError: The journal could not record the intent (nothing was sent).
+            ConfigurationError: An `idempotency_key` and no journal.
         """
         _require(message, Message, "message")
-        data = await self._post(_SEND_MESSAGE, converter.unstructure(message), idempotent=False)
-        return self._structure(data, SendResult)
+        return await self._send(message, idempotency_key, None)
 
-    async def send_raw(self, message: RawMessage) -> SendResult:
+    async def send_raw(
+        self, message: RawMessage, *, idempotency_key: str | None = None
+    ) -> SendResult:
         """Send a complete RFC 2822 message as-is to its envelope recipients.
 
-        Retried under the same rules as `send_message`.
+        Retried, paced and keyed under the same rules as `send_message`.
         """
         _require(message, RawMessage, "message")
-        data = await self._post(_SEND_RAW, converter.unstructure(message), idempotent=False)
-        return self._structure(data, SendResult)
+        return await self._send(message, idempotency_key, None)
 
     def send_many(
         self,
@@ -262,6 +289,8 @@ class AsyncPostal:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> AsyncSendMany:
         """Send many messages, `concurrency` at a time, with one outcome for each.
 
@@ -273,17 +302,31 @@ class AsyncPostal:
         batch. Outcomes come in completion order, or in input order with `ordered=True`.
         `on_progress` is called with a `SendProgress` after each outcome is yielded.
 
+        `rate_limit` paces this batch, within the client's own `rate_limit` (both apply).
+        `key(index, message)` names each message's idempotency key (the client needs a
+        `journal`): a message sent by an earlier run is not sent again, and its outcome
+        has `replayed` set; one whose earlier send is in doubt gets a `SendInDoubt`
+        outcome. The batch stops early, with `BatchAborted` from the loop, when every
+        later send would fail the same way (see `AsyncSendMany`).
+
             async with postal.send_many(messages, concurrency=50) as outcomes:
                 async for outcome in outcomes:
                     ...  # outcome.index, .message, .result or .error
 
         Raises:
-            InvalidArgumentError, InvalidArgumentTypeError: A bad `concurrency` or
-                `messages` (at the call, before anything is sent).
+            InvalidArgumentError, InvalidArgumentTypeError: A bad `concurrency`,
+                `messages`, `rate_limit` or `key` (at the call, before anything is sent).
+            ConfigurationError: A `key` and no journal.
             ClientClosedError: On entering the block, if the client is closed.
         """
         return AsyncSendMany(
-            self, messages, concurrency=concurrency, ordered=ordered, on_progress=on_progress
+            self,
+            messages,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_progress=on_progress,
+            rate_limit=_check_pacer(rate_limit, "rate_limit"),
+            key=self._check_key_function(key),
         )
 
     async def get_message(
@@ -371,6 +414,53 @@ class AsyncPostal:
     def _check_open(self) -> None:
         if self._connection.closed:
             raise ClientClosedError(f"this {type(self).__name__} is closed")
+
+    def _check_key_function(self, key: KeyFunction | None) -> KeyFunction | None:
+        if key is None:
+            return None
+        if not callable(key):
+            raise InvalidArgumentTypeError(
+                "key", f"must be a function (index, message) -> str, not {type(key).__name__}"
+            )
+        self._journal_for("key")
+        return key
+
+    def _journal_for(self, argument: str) -> Journal:
+        journal = self._connection.journal
+        if journal is None:
+            raise ConfigurationError(
+                argument,
+                f"needs a journal to record keyed sends: "
+                f"{type(self).__name__}(journal=SQLiteJournal('sends.db'))",
+            )
+        return journal
+
+    async def _send(
+        self,
+        message: Message | RawMessage,
+        key: str | None,
+        batch_pacer: Pacer | None,
+    ) -> SendResult:
+        """One send: paced, and under its idempotency key when it has one."""
+        journal = None if key is None else self._journal_for("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidArgumentTypeError(
+                "idempotency_key", f"must be a non-empty str, not {key!r}"
+            )
+        self._check_open()
+        path = _SEND_MESSAGE if isinstance(message, Message) else _SEND_RAW
+        payload = converter.unstructure(message)
+        pacers = tuple(p for p in (batch_pacer, self._connection.pacer) if p is not None)
+        if journal is None or key is None:
+            await async_pace(pacers)
+            return await self._deliver(path, payload)
+        return await async_send_keyed(
+            self, journal, key, fingerprint(message), path, payload, pacers
+        )
+
+    async def _deliver(self, path: str, payload: Mapping[str, Any]) -> SendResult:
+        data = await self._post(path, payload, idempotent=False)
+        return self._structure(data, SendResult)
 
     async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
@@ -500,6 +590,22 @@ def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidArgumentTypeError("headers", "names and values must be str")
     return dict(headers)
+
+
+def _check_pacer(pacer: Pacer | None, argument: str) -> Pacer | None:
+    if pacer is not None and not isinstance(pacer, Pacer):
+        raise InvalidArgumentTypeError(
+            argument, f"must be a RateLimit (or another Pacer), not {type(pacer).__name__}"
+        )
+    return pacer
+
+
+def _check_journal(journal: Journal | None) -> Journal | None:
+    if journal is not None and not isinstance(journal, Journal):
+        raise InvalidArgumentTypeError(
+            "journal", f"must be a Journal such as SQLiteJournal, not {type(journal).__name__}"
+        )
+    return journal
 
 
 def _check_backoff(backoff: Backoff | None) -> Backoff:

@@ -30,13 +30,23 @@ import anyio
 import anyio.abc
 import attrs
 
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
+from postal_sdk._async.journaling import should_end_batch
+from postal_sdk.errors import BatchAborted, InvalidArgumentError, InvalidArgumentTypeError
 from postal_sdk.models import Message, RawMessage, SendResult
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
     from postal_sdk._async.client import AsyncPostal
 
-__all__ = ["AsyncMessageSource", "AsyncSendMany", "ProgressHook", "SendOutcome", "SendProgress"]
+__all__ = [
+    "AsyncMessageSource",
+    "AsyncSendMany",
+    "KeyFunction",
+    "KeyRegistry",
+    "ProgressHook",
+    "SendOutcome",
+    "SendProgress",
+]
 
 AsyncMessageSource = Iterable[Message | RawMessage] | AsyncIterable[Message | RawMessage]
 """What `AsyncPostal.send_many` takes: any iterable or async iterable of messages."""
@@ -64,6 +74,11 @@ class SendOutcome:
         """Whether Postal accepted the message."""
         return self.error is None
 
+    @property
+    def replayed(self) -> bool:
+        """Whether an earlier run sent it: the result was read from the journal, not resent."""
+        return self.result is not None and self.result.replayed
+
 
 @attrs.frozen
 class SendProgress:
@@ -85,6 +100,44 @@ class SendProgress:
 
 ProgressHook = Callable[[SendProgress], object]
 """Called with the batch's counts after each outcome is yielded (from the caller's task)."""
+
+KeyFunction = Callable[[int, Message | RawMessage], str]
+"""`send_many(key=...)`: the idempotency key of the message at an index of the input."""
+
+
+class KeyRegistry:
+    """The keys a batch has given out, so that two of its messages never share one."""
+
+    def __init__(self, key: KeyFunction) -> None:
+        self._key = key
+        self._owners: dict[str, int] = {}
+
+    def key_of(self, index: int, message: Message | RawMessage) -> str:
+        """The message's key, checked.
+
+        Raises:
+            InvalidArgumentError: The function raised (chained), or another message of
+                the batch has the same key.
+            InvalidArgumentTypeError: The function returned something else than a str.
+        """
+        try:
+            key = self._key(index, message)
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"key({index})", f"raised {type(error).__name__}: {error}"
+            ) from error
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentTypeError(
+                f"key({index})", f"must return a non-empty str, not {key!r}"
+            )
+        owner = self._owners.setdefault(key, index)
+        if owner != index:
+            raise InvalidArgumentError(
+                f"key({index})",
+                f"{key!r} is also the key of message {owner} of this batch: a key names one "
+                "message, so this one is not sent",
+            )
+        return key
 
 
 def check_concurrency(concurrency: int | None, max_concurrency: int) -> int:
@@ -145,6 +198,12 @@ class AsyncSendMany:
     sent. An async generator given as input is closed when the batch ends before it does.
     If the input itself raises, the sends under way finish and are yielded first, then the
     exception ends the loop.
+
+    The batch stops early when a send fails in a way every later send would (an
+    authentication error, a suspended server, a server that cannot be reached after the
+    retries): no more messages are taken, the sends under way finish and are yielded,
+    then the loop raises `BatchAborted` with that error as `cause` and `submitted` as
+    where to resume: every index below it has had its outcome, none from it on was sent.
     """
 
     def __init__(
@@ -155,6 +214,8 @@ class AsyncSendMany:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> None:
         check_source(messages, allow_async=True)
         self._client = client
@@ -162,6 +223,9 @@ class AsyncSendMany:
         self._concurrency = check_concurrency(concurrency, client.max_concurrency)
         self._ordered = bool(ordered)
         self._on_progress = on_progress
+        self._pacer = rate_limit
+        self._keys = None if key is None else KeyRegistry(key)
+        self._abort_cause: Exception | None = None
 
         self._entered = False
         self._exited = False
@@ -259,6 +323,8 @@ class AsyncSendMany:
                 self._report(outcome)
                 return outcome
             if self._workers == 0:
+                if self._abort_cause is not None:
+                    raise BatchAborted(self._abort_cause, self._next_index)
                 if self._source_error is not None:
                     error, self._source_error = self._source_error, None
                     raise error
@@ -317,7 +383,7 @@ class AsyncSendMany:
 
     async def _take(self) -> tuple[int, object] | None:
         """The next message and its index, or `None` once the input is done (or failed)."""
-        if self._source_done:
+        if self._source_done or self._abort_cause is not None:
             return None
         source = self._source
         try:
@@ -326,7 +392,7 @@ class AsyncSendMany:
             else:
                 # An async generator refuses a second `__anext__` while one is pending.
                 async with self._source_lock:
-                    if self._source_done:
+                    if self._source_done or self._abort_cause is not None:
                         return None
                     item = await anext(source)
         except (StopIteration, StopAsyncIteration):
@@ -341,13 +407,13 @@ class AsyncSendMany:
         return index, item
 
     async def _send(self, index: int, item: object) -> SendOutcome:
+        if not isinstance(item, (Message, RawMessage)):
+            return SendOutcome(index, item, error=not_a_message(index, item))
         try:
-            if isinstance(item, Message):
-                result = await self._client.send_message(item)
-            elif isinstance(item, RawMessage):
-                result = await self._client.send_raw(item)
-            else:
-                return SendOutcome(index, item, error=not_a_message(index, item))
+            key = None if self._keys is None else self._keys.key_of(index, item)
+            result = await self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
+            if self._abort_cause is None and should_end_batch(error):
+                self._abort_cause = error
             return SendOutcome(index, item, error=error)
         return SendOutcome(index, item, result=result)

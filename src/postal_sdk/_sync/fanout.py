@@ -20,6 +20,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from postal_sdk._async.fanout import (
+    KeyFunction,
+    KeyRegistry,
     ProgressHook,
     SendOutcome,
     SendProgress,
@@ -27,12 +29,22 @@ from postal_sdk._async.fanout import (
     check_source,
     not_a_message,
 )
+from postal_sdk._sync.journaling import should_end_batch
+from postal_sdk.errors import BatchAborted
 from postal_sdk.models import Message, RawMessage
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
     from postal_sdk._sync.client import Postal
 
-__all__ = ["MessageSource", "ProgressHook", "SendMany", "SendOutcome", "SendProgress"]
+__all__ = [
+    "KeyFunction",
+    "MessageSource",
+    "ProgressHook",
+    "SendMany",
+    "SendOutcome",
+    "SendProgress",
+]
 
 MessageSource = Iterable[Message | RawMessage]
 """What `Postal.send_many` takes: any iterable of messages."""
@@ -58,7 +70,7 @@ class SendMany:
     on nothing was sent) is either among the outcomes the loop received or in
     `unreported`. `interrupted` is always empty here: no send is abandoned midway. If the
     input itself raises, the sends under way finish and are yielded first, then the
-    exception ends the loop.
+    exception ends the loop. A batch stops early with `BatchAborted`, as the async one.
     """
 
     def __init__(
@@ -69,6 +81,8 @@ class SendMany:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> None:
         check_source(messages, allow_async=False)
         self._client = client
@@ -76,6 +90,9 @@ class SendMany:
         self._concurrency = check_concurrency(concurrency, client.max_concurrency)
         self._ordered = bool(ordered)
         self._on_progress = on_progress
+        self._pacer = rate_limit
+        self._keys = None if key is None else KeyRegistry(key)
+        self._abort_cause: Exception | None = None
 
         self._entered = False
         self._exited = False
@@ -148,6 +165,8 @@ class SendMany:
                 self._report(outcome)
                 return outcome
             if self._running == 0:
+                if self._abort_cause is not None:
+                    raise BatchAborted(self._abort_cause, self._next_index)
                 if self._source_error is not None:
                     error, self._source_error = self._source_error, None
                     raise error
@@ -158,6 +177,7 @@ class SendMany:
         window = self._concurrency * _WINDOW_PER_WORKER
         while (
             not self._source_done
+            and self._abort_cause is None
             and self._running < self._concurrency
             and self._next_index - self._yielded < window
         ):
@@ -181,10 +201,8 @@ class SendMany:
     def _run(self, index: int, item: Message | RawMessage) -> None:
         """In a pool thread: one send, its outcome put on the queue whatever happens."""
         try:
-            if isinstance(item, Message):
-                result = self._client.send_message(item)
-            else:
-                result = self._client.send_raw(item)
+            key = None if self._keys is None else self._keys.key_of(index, item)
+            result = self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
             self._finished.put(SendOutcome(index, item, error=error))
         except BaseException as error:
@@ -197,6 +215,12 @@ class SendMany:
         self._running -= 1
         if isinstance(finished, BaseException):
             raise finished
+        if (
+            self._abort_cause is None
+            and finished.error is not None
+            and should_end_batch(finished.error)
+        ):
+            self._abort_cause = finished.error
         self._store(finished)
 
     def _store(self, outcome: SendOutcome) -> None:
