@@ -270,6 +270,10 @@ def _examples() -> list[PostalError]:
         postal_sdk.webhooks.WebhookVerificationError("bad_signature", "no match"),
         postal_sdk.webhooks.UnknownKeyError("kid-1", ["kid-0"]),
         postal_sdk.webhooks.WebhookKeyError("not a PEM"),
+        postal_sdk.JournalError("the journal failed"),
+        postal_sdk.SendInDoubt("welcome:42"),
+        postal_sdk.BatchAborted(APIConnectionError("connection refused"), 12),
+        postal_sdk.PacingError("the shared pace could not be reached"),
     ]
     return examples
 
@@ -295,7 +299,8 @@ def test_every_postal_error_pickles_with_its_attributes(error: PostalError) -> N
         assert type(restored) is type(error)
         assert str(restored) == str(error)
         assert restored.args == error.args
-        assert vars(restored) == vars(error)
+        # By repr: an error held as an attribute (BatchAborted.cause) has no value equality.
+        assert repr(vars(restored)) == repr(vars(error))
         if isinstance(restored, APIError):
             assert isinstance(restored.data, MappingProxyType)  # still read-only
         if isinstance(restored, MessageNotFound):
