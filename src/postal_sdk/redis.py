@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -405,8 +406,9 @@ class RedisJournal:
         self._held: dict[str, str] = {}
         self._lock = threading.Lock()
         self._renewer: _Renewer | None = None
-        self._pid = os.getpid()
         self._closed = False
+        if sys.platform != "win32":
+            os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
     @property
     def namespace(self) -> str:
@@ -443,9 +445,9 @@ class RedisJournal:
         )
         if reply[0] == b"claimed" or reply[0] == "claimed":
             with self._lock:
-                self._own_process()
                 self._held[token] = key
-                self._start_renewer()
+                if self._renewer is None:
+                    self._renewer = _Renewer(self)
             return Claim(key, ClaimStatus.CLAIMED, token=token)
         entry = _entry_from_reply(key, reply)
         status = {
@@ -631,7 +633,7 @@ class RedisJournal:
                 return
             self._closed = True
             renewer, self._renewer = self._renewer, None
-            held = list(self._held.items()) if self._pid == os.getpid() else []
+            held = list(self._held.items())
             self._held.clear()
         if renewer is not None:
             renewer.stop()
@@ -708,21 +710,16 @@ class RedisJournal:
             args=[self._lease_ms] + [token for token, _key in held],
         )
 
-    def _own_process(self) -> None:
-        """After a fork, forget the parent's claims and renewer (called under the lock)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._held.clear()
-            self._renewer = None
-
-    def _start_renewer(self) -> None:
-        if self._renewer is None:
-            self._renewer = _Renewer(self)
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's claims, renewer thread and lock are not ours."""
+        self._lock = threading.Lock()
+        self._held = {}
+        self._renewer = None
 
     def _renew_held(self) -> bool:
         """Renew this object's claims (the renewer thread's work): whether to go on."""
         with self._lock:
-            if self._closed or self._pid != os.getpid():
+            if self._closed:
                 return False
             held = list(self._held.items())
         if held:
@@ -731,6 +728,12 @@ class RedisJournal:
             except redis.exceptions.RedisError as error:
                 _log.warning("%r could not renew %d claim(s): %s", self, len(held), error)
         return True
+
+
+def _after_fork(journal_ref: weakref.ref[RedisJournal]) -> None:
+    journal = journal_ref()
+    if journal is not None:
+        journal._forget_parent()
 
 
 class _Renewer:

@@ -28,7 +28,7 @@ from celery import Celery
 from postal_sdk import Message
 from postal_sdk.journal import EntryState
 from postal_sdk.redis import RedisJournal
-from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, OutboxEntry
+from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency, OutboxEntry
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 2000
@@ -68,6 +68,9 @@ def workers(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[subprocess.Po
     fake = FakePostal()
     arrivals = Arrivals()
     fake.send_hooks.append(arrivals)
+    # Each send is recorded at once and answered 50 ms later, as by a real Postal: a worker
+    # killed while it holds a claim has most likely sent its message without its result.
+    fake.add_fault(Latency(0.05), path="send/message")
     with fake.serve() as base_url:
         env = {
             **os.environ,
@@ -140,7 +143,6 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     started, env, arrivals = workers
-    started_at = time.monotonic()
     give_up = time.monotonic() + DEADLINE
     control = Celery(broker=redis_url)
     wait_until(
@@ -159,7 +161,6 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
             for line in range(1, MESSAGES + 1)
         )
     )  # fmt: skip
-    print(f"phases: workers up at {time.monotonic() - started_at:.1f}s")
     subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, "-m", "examples.celery_campaign.enqueue", str(campaign)],
         cwd=ROOT, env=env, check=True, capture_output=True,
@@ -183,17 +184,9 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
         settled |= {entry.key for entry in journal.in_doubt()}
         return len(settled) == MESSAGES
 
-    killed_at = time.monotonic()
     wait_until(all_settled, "every message to be sent or in doubt", give_up)
-    print(
-        f"phases: killed at {killed_at - started_at:.1f}s, settled at {time.monotonic() - started_at:.1f}s"
-    )
 
     sent = Counter(arrivals.subjects())
-    _t = sorted(w for w, _ in arrivals.sends)
-    print("phases: first send", _t[0] - started_at, "last", _t[-1] - started_at, "n", len(_t), "in doubt", [e.key for e in journal.in_doubt()])
-    _gaps = sorted(((b - a), a - started_at) for a, b in zip(_t, _t[1:]))[-5:]
-    print("phases: largest gaps", _gaps)
     assert max(sent.values()) == 1  # no message reached the fake twice
     in_doubt = {entry.key for entry in journal.in_doubt()}
     assert len(in_doubt) <= CONCURRENCY  # at most one send under way per victim's child

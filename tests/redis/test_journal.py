@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +16,7 @@ import redis.asyncio
 
 from postal_sdk import ConfigurationError, InvalidArgumentError, JournalError, SendResult
 from postal_sdk.errors import InvalidArgumentTypeError
-from postal_sdk.journal import ClaimStatus, EntryState, Journal
+from postal_sdk.journal import ClaimStatus, EntryState, Journal, JournalEntry
 from postal_sdk.models import SentMessage
 from postal_sdk.redis import RedisJournal
 from tests.redis.conftest import wait_until
@@ -84,7 +86,7 @@ async def test_a_task_offered_a_busy_key_waits_for_the_senders_result(
     assert busy.status is ClaimStatus.BUSY
 
     async with anyio.create_task_group() as group:
-        waited: list[object] = []
+        waited: list[JournalEntry | None] = []
 
         async def wait() -> None:
             waited.append(await journal.async_wait("welcome:1", within=30))
@@ -94,8 +96,8 @@ async def test_a_task_offered_a_busy_key_waits_for_the_senders_result(
 
     [entry] = waited
     assert entry is not None
-    assert entry.state is EntryState.SENT  # type: ignore[attr-defined]
-    assert entry.result == RESULT  # type: ignore[attr-defined]
+    assert entry.state is EntryState.SENT
+    assert entry.result == RESULT
 
 
 def test_a_thread_offered_a_busy_key_waits_for_the_senders_result(
@@ -369,3 +371,32 @@ def test_other_bad_arguments_are_refused(redis_url: str, journal: RedisJournal) 
         RedisJournal(redis_url, namespace=7)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="key"):
         journal.claim("")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_journal_made_before_a_fork_works_in_the_child_and_the_parent(
+    journal: RedisJournal,
+) -> None:
+    held = journal.claim("parent:1")  # the parent's renewer thread is running now
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process with threads: forking one is the point.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:
+        code = 1  # the child never returns into pytest, whatever happens
+        try:
+            claim = journal.claim("child:1")
+            journal.record(claim, RESULT)
+            journal.close()  # closes the child's claims only: the parent's are not its own
+            code = 0 if claim.status is ClaimStatus.CLAIMED else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert journal.claim("child:1").status is ClaimStatus.DONE
+    parent_entry = journal.get("parent:1")
+    assert parent_entry is not None
+    assert parent_entry.state is EntryState.PENDING
+    journal.record(held, RESULT)
+    assert journal.claim("parent:1").status is ClaimStatus.DONE
