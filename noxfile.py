@@ -111,4 +111,6 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    # The cost of the journal and the evenness of the pace: benchmarks/results/campaign.md.
+    session.run("python", "benchmarks/campaign.py")
     session.run("python", "benchmarks/redis_scaleout.py")

@@ -44,7 +44,7 @@ RESULT = HERE / "results" / "redis_scaleout.md"
 def send_all(
     base_url: str, redis_url: str | None, run: str, count: int, start: Any, done: Any
 ) -> None:
-    """One process: wait for the shared start, send `count` messages, report its end."""
+    """One process: say it is ready, wait for the shared start, send, report its end."""
     journal = RedisJournal(redis_url, namespace="bench") if redis_url else None
     message = Message(
         from_="app@example.com", to=["john@example.com"], subject="Hi", plain_body="Hello"
@@ -54,6 +54,7 @@ def send_all(
         async with AsyncPostal(base_url, "bench-key", journal=journal) as postal:
             # One send first: connections and the journal's scripts are ready before the clock.
             await postal.send_message(message)
+            done.put("ready")
             start.wait()
             key = (lambda index, _message: f"{run}:{index}") if journal else None
             async with postal.send_many(
@@ -81,7 +82,8 @@ def measure(base_url: str, redis_url: str | None, processes: int, count: int, ru
     ]
     for worker in workers:
         worker.start()
-    time.sleep(3.0)  # the processes import and warm up; the clock starts at `start`
+    for _ in workers:  # every process has imported and warmed up: the clock starts now
+        assert done.get(timeout=120) == "ready"
     began = time.perf_counter()
     start.set()
     ends = [done.get(timeout=600) for _ in workers]

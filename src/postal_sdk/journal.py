@@ -43,6 +43,7 @@ import contextlib
 import enum
 import functools
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -59,7 +60,6 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import anyio.to_thread
 import attrs
-import sniffio
 
 from postal_sdk.errors import (
     ConfigurationError,
@@ -286,20 +286,22 @@ def fingerprint(message: Message | RawMessage) -> str:
     (a fresh `Date` header in a raw message, a regenerated body) must still match, while
     a key reused for another recipient or another mail is caught.
     """
-    parts: dict[str, Any]
+    # Fields apart by the ASCII record separator, addresses by the unit separator:
+    # control characters that no address and no sane subject holds.
     if isinstance(message, Message):
-        parts = {
-            "from": message.from_,
-            "sender": message.sender,
-            "to": list(message.to),
-            "cc": list(message.cc),
-            "bcc": list(message.bcc),
-            "subject": message.subject,
-        }
+        fields = [
+            "message",
+            message.from_,
+            message.sender or "",
+            "\x1f".join(message.to),
+            "\x1f".join(message.cc),
+            "\x1f".join(message.bcc),
+            message.subject or "",
+        ]
     else:
-        parts = {"mail_from": message.mail_from, "rcpt_to": list(message.rcpt_to)}
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        fields = ["raw", message.mail_from, "\x1f".join(message.rcpt_to)]
+    text = "\x1e".join(fields)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def result_to_json(result: SendResult) -> str:
@@ -353,17 +355,20 @@ _POLL_INTERVAL = 0.02
 
 
 class _Op:
-    """One unit of work for the writer thread, and how to tell its caller it is done."""
+    """One unit of work for the writer thread, and how to tell its caller it is done.
 
-    __slots__ = ("done", "error", "event", "run", "schedule", "value")
+    A blocking caller waits on `done`; an async caller gives `wake`: the function that
+    makes its event loop run a callback soon (from another thread), and the callback.
+    """
+
+    __slots__ = ("done", "error", "run", "value", "wake")
 
     def __init__(self, run: Callable[[sqlite3.Connection], Any]) -> None:
         self.run = run
         self.value: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.event: anyio.Event | None = None
-        self.schedule: Callable[..., object] | None = None
+        self.done: threading.Event | None = None
+        self.wake: tuple[Callable[..., object], Callable[[], object]] | None = None
 
     def result(self) -> Any:
         if self.error is not None:
@@ -371,18 +376,14 @@ class _Op:
         return self.value
 
 
-def _loop_scheduler() -> Callable[..., object]:
-    """How a thread makes the running event loop call a function soon (asyncio or trio)."""
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    return asyncio.get_running_loop().call_soon_threadsafe
+def _call_all(callbacks: list[Callable[[], object]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
-def _set_all(events: list[anyio.Event]) -> None:
-    for event in events:
-        event.set()
+def _settle_future(future: asyncio.Future[None]) -> None:
+    if not future.done():  # A cancelled waiter's future is done already.
+        future.set_result(None)
 
 
 def _process_alive(pid: int) -> bool:
@@ -456,6 +457,7 @@ class SQLiteJournal:
             ) from error
         self._connection = connection
         self._owner = uuid.uuid4().hex
+        self._tokens = itertools.count()
         self._host = socket.gethostname()
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
@@ -481,20 +483,20 @@ class SQLiteJournal:
 
     async def async_claim(self, key: str, fingerprint: str | None = None) -> Claim:
         """See `Journal.claim`."""
-        op = self._submit(functools.partial(self._claim, _check_key(key), fingerprint))
+        op = _Op(functools.partial(self._claim, _check_key(key), fingerprint))
         try:
-            await self._await(op)
+            await self._wait(op)
         except BaseException:
             # Cancelled while the claim was queued: once it has run, let the key go
             # (nothing was sent under it). The writer runs this after the claim itself.
             with contextlib.suppress(JournalError):
-                self._submit(functools.partial(self._release_abandoned, op), wait=False)
+                self._put(_Op(functools.partial(self._release_abandoned, op)))
             raise
         return op.result()  # type: ignore[no-any-return]
 
     def record(self, claim: Claim, result: SendResult) -> None:
         """See `Journal.record` (returns once queued; durable before the next claim)."""
-        self._submit(functools.partial(self._record, claim, result_to_json(result)), wait=False)
+        self._put(_Op(functools.partial(self._record, claim, result_to_json(result))))
 
     async def async_record(self, claim: Claim, result: SendResult) -> None:
         """See `Journal.record`."""
@@ -502,7 +504,7 @@ class SQLiteJournal:
 
     def release(self, claim: Claim) -> None:
         """See `Journal.release` (returns once queued, like `record`)."""
-        self._submit(functools.partial(self._release, claim), wait=False)
+        self._put(_Op(functools.partial(self._release, claim)))
 
     async def async_release(self, claim: Claim) -> None:
         """See `Journal.release`."""
@@ -510,7 +512,7 @@ class SQLiteJournal:
 
     def mark_in_doubt(self, claim: Claim) -> None:
         """See `Journal.mark_in_doubt` (returns once queued, like `record`)."""
-        self._submit(functools.partial(self._mark_in_doubt, claim), wait=False)
+        self._put(_Op(functools.partial(self._mark_in_doubt, claim)))
 
     async def async_mark_in_doubt(self, claim: Claim) -> None:
         """See `Journal.mark_in_doubt`."""
@@ -519,7 +521,7 @@ class SQLiteJournal:
     def renew(self, claims: Sequence[Claim]) -> None:
         """See `Journal.renew` (the writer thread also renews this object's claims)."""
         tokens = [claim.token for claim in claims if claim.token is not None]
-        self._submit(functools.partial(self._renew, tokens), wait=False)
+        self._put(_Op(functools.partial(self._renew, tokens)))
 
     async def async_renew(self, claims: Sequence[Claim]) -> None:
         """See `Journal.renew`."""
@@ -553,9 +555,7 @@ class SQLiteJournal:
 
     async def async_get(self, key: str) -> JournalEntry | None:
         """See `Journal.get`."""
-        op = self._submit(functools.partial(self._get, key))
-        await self._await(op)
-        return op.result()  # type: ignore[no-any-return]
+        return await self._wait(_Op(functools.partial(self._get, key)))  # type: ignore[no-any-return]
 
     def in_doubt(self) -> list[JournalEntry]:
         """See `Journal.in_doubt`."""
@@ -563,9 +563,7 @@ class SQLiteJournal:
 
     async def async_in_doubt(self) -> list[JournalEntry]:
         """See `Journal.in_doubt`."""
-        op = self._submit(self._in_doubt)
-        await self._await(op)
-        return op.result()  # type: ignore[no-any-return]
+        return await self._wait(_Op(self._in_doubt))  # type: ignore[no-any-return]
 
     def resolve(self, key: str, *, sent: bool, result: SendResult | None = None) -> None:
         """See `Journal.resolve`."""
@@ -575,9 +573,7 @@ class SQLiteJournal:
         self, key: str, *, sent: bool, result: SendResult | None = None
     ) -> None:
         """See `Journal.resolve`."""
-        op = self._submit(functools.partial(self._resolve, _check_key(key), sent, result))
-        await self._await(op)
-        op.result()
+        await self._wait(_Op(functools.partial(self._resolve, _check_key(key), sent, result)))
 
     def close(self) -> None:
         """See `Journal.close`: waits for the writer thread to commit and stop."""
@@ -594,30 +590,39 @@ class SQLiteJournal:
 
     # Plumbing: callers queue `_Op`s; the writer thread runs them in batches.
 
-    def _submit(self, run: Callable[[sqlite3.Connection], Any], *, wait: bool = True) -> _Op:
-        op = _Op(run)
-        if wait and _in_async_task():
-            op.event = anyio.Event()
-            op.schedule = _loop_scheduler()
+    def _put(self, op: _Op) -> None:
         with self._close_lock:
             if self._closed:
                 raise JournalError(f"{self!r} is closed")
             self._queue.put(op)
-        return op
 
     def _call(self, run: Callable[[sqlite3.Connection], Any]) -> Any:
         op = _Op(run)
-        with self._close_lock:
-            if self._closed:
-                raise JournalError(f"{self!r} is closed")
-            self._queue.put(op)
+        op.done = threading.Event()
+        self._put(op)
         op.done.wait()
         return op.result()
 
-    @staticmethod
-    async def _await(op: _Op) -> None:
-        if op.event is not None:
-            await op.event.wait()
+    async def _wait(self, op: _Op) -> Any:
+        """Queue `op` and wait for its batch to commit, without blocking the event loop."""
+        # Native primitives, not anyio's: this is the journal's hot path, once per send.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            future: asyncio.Future[None] = loop.create_future()
+            op.wake = (loop.call_soon_threadsafe, functools.partial(_settle_future, future))
+            self._put(op)
+            await future
+        else:
+            import trio
+
+            event = trio.Event()
+            op.wake = (trio.lowlevel.current_trio_token().run_sync_soon, event.set)
+            self._put(op)
+            await event.wait()
+        return op.result()
 
     def _write_loop(self) -> None:
         connection = self._connection
@@ -663,38 +668,32 @@ class SQLiteJournal:
             failure = JournalError(f"{self!r} could not commit: {error}")
             for op in batch:
                 op.value, op.error = None, failure
-        wakeups: dict[Callable[..., object], list[anyio.Event]] = {}
+        wakeups: dict[Callable[..., object], list[Callable[[], object]]] = {}
         for op in batch:
-            op.done.set()
-            if op.event is not None and op.schedule is not None:
-                wakeups.setdefault(op.schedule, []).append(op.event)
-        for schedule, events in wakeups.items():
+            if op.done is not None:
+                op.done.set()
+            if op.wake is not None:
+                schedule, callback = op.wake
+                wakeups.setdefault(schedule, []).append(callback)
+        for schedule, callbacks in wakeups.items():
             # One call into each waiting event loop per batch, however many it waits for.
             with contextlib.suppress(RuntimeError):  # that loop is closed: no one waits
-                schedule(_set_all, events)
+                schedule(_call_all, callbacks)
 
     # What the writer thread runs, inside a transaction.
 
     def _claim(self, key: str, fingerprint: str | None, connection: sqlite3.Connection) -> Claim:
-        row = connection.execute(_SELECT_KEY, (key,)).fetchone()
         now = time.time()
-        if row is None:
-            token = uuid.uuid4().hex
-            connection.execute(
-                "INSERT INTO postal_sends (key, state, token, owner, pid, host, fingerprint,"
-                " claimed_at, lease_until) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    token,
-                    self._owner,
-                    os.getpid(),
-                    self._host,
-                    fingerprint,
-                    now,
-                    now + self._lease,
-                ),
-            )
+        token = f"{self._owner}.{next(self._tokens)}"
+        inserted = connection.execute(
+            "INSERT INTO postal_sends (key, state, token, owner, pid, host, fingerprint,"
+            " claimed_at, lease_until) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
+            (key, token, self._owner, os.getpid(), self._host, fingerprint, now, now + self._lease),
+        )
+        if inserted.rowcount == 1:
             return Claim(key, ClaimStatus.CLAIMED, token=token)
+        row = connection.execute(_SELECT_KEY, (key,)).fetchone()
         entry = self._settle(connection, row, now)
         status = {
             EntryState.SENT: ClaimStatus.DONE,
@@ -807,15 +806,6 @@ class SQLiteJournal:
             " result = excluded.result, finished_at = excluded.finished_at, token = NULL",
             (key, None if result is None else result_to_json(result), time.time(), time.time()),
         )
-
-
-def _in_async_task() -> bool:
-    """Whether the caller is in a task of an async library (so it can await a wakeup)."""
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-    return True
 
 
 def _check_key(key: str) -> str:

@@ -101,3 +101,29 @@ async def handle_webhook(postal: AsyncPostal, body: bytes, headers: dict[str, st
     if isinstance(event, MessageSent):
         return event.payload.message.to
     return event.idempotency_key
+
+
+async def send_a_campaign(postal: AsyncPostal, messages: list[Message]) -> int:
+    from postal_sdk import BatchAborted, RateLimit, SendInDoubt
+    from postal_sdk.journal import Journal, SQLiteJournal
+
+    journal: Journal = SQLiteJournal("sends.db")
+    paced = AsyncPostal(rate_limit=RateLimit(600, per="hour"), journal=journal)
+    sent: SendResult = await paced.send_message(messages[0], idempotency_key="welcome:42")
+    replayed: bool = sent.replayed
+    count = 0
+    try:
+        async with paced.send_many(
+            messages,
+            concurrency=50,
+            rate_limit=RateLimit(50, per="second"),
+            key=lambda index, message: f"newsletter-7:{index}",
+        ) as outcomes:
+            async for outcome in outcomes:
+                if outcome.replayed or isinstance(outcome.error, SendInDoubt):
+                    count += 1
+    except BatchAborted as stop:
+        count += stop.submitted
+    for entry in await journal.async_in_doubt():
+        await journal.async_resolve(entry.key, sent=False)
+    return count + replayed

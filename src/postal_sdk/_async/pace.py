@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from postal_sdk._synchronization import async_sleep
 from postal_sdk.pacing import Pacer
 
-__all__ = ["async_pace"]
+__all__ = ["LATE", "async_pace"]
+
+LATE = 0.02
+"""Seconds after its slot past which a send takes a new slot instead of leaving.
+
+A send reserves a slot ahead and sleeps until it comes. If the process was too busy to
+wake it in time (a stalled event loop, a starved thread), every send whose slot came
+meanwhile would leave at once: a burst. A send that wakes this late takes a new slot
+instead, so the sends after a stall are spaced like the others; the slots missed are
+lost, never caught up, and the pace errs on the slow side.
+"""
 
 
 async def async_pace(pacers: Sequence[Pacer]) -> None:
@@ -19,6 +30,11 @@ async def async_pace(pacers: Sequence[Pacer]) -> None:
     no slot of the client's.
     """
     for pacer in pacers:
-        delay = await pacer.async_reserve()
-        if delay > 0:
+        while True:
+            delay = await pacer.async_reserve()
+            if delay <= 0:
+                break
+            due = time.monotonic() + delay
             await async_sleep(delay)
+            if time.monotonic() - due <= LATE:
+                break
