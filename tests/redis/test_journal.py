@@ -400,3 +400,26 @@ def test_a_journal_made_before_a_fork_works_in_the_child_and_the_parent(
     assert parent_entry.state is EntryState.PENDING
     journal.record(held, RESULT)
     assert journal.claim("parent:1").status is ClaimStatus.DONE
+
+
+@pytest.mark.anyio
+async def test_a_claim_whose_caller_is_cancelled_leaves_the_key_free(
+    journal: RedisJournal,
+) -> None:
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await journal.async_claim("welcome:1")
+
+    assert await journal.async_get("welcome:1") is None
+    assert (await journal.async_claim("welcome:1")).status is ClaimStatus.CLAIMED
+
+
+def test_the_journal_survives_redis_losing_its_scripts(
+    redis_url: str, journal: RedisJournal
+) -> None:
+    journal.record(journal.claim("welcome:1"), RESULT)
+    with redis.Redis.from_url(redis_url) as server:
+        server.script_flush()  # as a restarted Redis would have forgotten them
+
+    assert journal.claim("welcome:1").status is ClaimStatus.DONE
+    assert journal.claim("welcome:2").status is ClaimStatus.CLAIMED
