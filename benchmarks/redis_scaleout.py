@@ -30,10 +30,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import running_redis  # noqa: E402 - after the path is set
-
 from postal_sdk import AsyncPostal, Message  # noqa: E402
 from postal_sdk.redis import RedisJournal  # noqa: E402
+from tests.redis_server import running_redis  # noqa: E402 - after the path is set
 
 PROCESSES = (1, 2, 4)
 DELAY = 0.02

@@ -13,15 +13,19 @@ record of keyed sends: a key is sent by one of them only. Every process that use
 `name` shares one pace. Both objects serve the async and the sync client alike.
 
 How they talk to Redis: through redis-py's *sync* client, whose connection pool is
-thread-safe and fork-safe (a child process opens its own connections). The async
-operations run those calls on a worker thread (`anyio.to_thread`), so they never block the
-event loop and work the same on asyncio and trio (redis-py's asyncio client does not run on
-trio). Given a `redis.asyncio.Redis`, the object opens its own sync connections to the same
-server with the same address, database, credentials and TLS settings.
+thread-safe and fork-safe (a child process opens its own connections). The journal's
+frequent operations (claim, record, release, read) go through one dispatcher thread that
+sends whatever is waiting as one pipeline: many sends in flight cost one round trip and
+one wakeup of each waiting event loop, and never block it. The rarer operations, and the
+pace, run their call on a worker thread (`anyio.to_thread`). Both work the same on asyncio
+and trio (redis-py's asyncio client does not run on trio). Given a `redis.asyncio.Redis`,
+the object opens its own sync connections to the same server with the same address,
+database, credentials and TLS settings.
 
 Each operation is one Lua script, so it is atomic in Redis, and reads the clock with Redis'
 `TIME`: no two machines' clocks are compared. The keys of one namespace (or one pace) share
-a hash tag (`postal-sdk:{journal:NAMESPACE}:...`), so on Redis Cluster they live on one node.
+a hash tag (`postal-sdk:{journal:NAMESPACE}:...`), so they would live in one slot of a
+Redis Cluster; a cluster client (`redis.cluster.RedisCluster`) is not accepted yet.
 """
 
 from __future__ import annotations
