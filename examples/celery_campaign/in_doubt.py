@@ -5,8 +5,8 @@
     python -m examples.celery_campaign.in_doubt --not-sent KEY     # it did not: resend it
 
 A key is in doubt when the worker sending it died (or lost its connection) before Postal's
-answer was recorded. Look the message up in Postal (its web UI, or `postal.get_message`)
-by recipient and subject, then settle the key. `--not-sent` frees it: enqueue its line
+answer was recorded. Look the message up in Postal's web UI (by recipient and subject),
+then settle the key. `--not-sent` frees it: enqueue its line
 again (or the whole file: sent lines are not resent) and it goes out.
 """
 

@@ -206,3 +206,26 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
     )
     journal.close()
     server.close()
+
+
+def test_the_in_doubt_script_lists_and_settles_keys(redis_url: str) -> None:
+    journal = RedisJournal(redis_url, namespace=CAMPAIGN)
+    for key in ("7", "8"):
+        journal.mark_in_doubt(journal.claim(key))
+    env = {**os.environ, "REDIS_URL": redis_url, "CAMPAIGN": CAMPAIGN}
+
+    def in_doubt(*arguments: str) -> str:
+        return subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-m", "examples.celery_campaign.in_doubt", *arguments],
+            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    listed = in_doubt()
+    in_doubt("--sent", "7")
+    in_doubt("--not-sent", "8")
+
+    assert [line.split("\t")[0] for line in listed.splitlines()] == ["7", "8"]
+    assert in_doubt() == ""
+    assert journal.claim("7").status.value == "done"
+    assert journal.claim("8").status.value == "claimed"
+    journal.close()
