@@ -423,3 +423,15 @@ def test_the_journal_survives_redis_losing_its_scripts(
 
     assert journal.claim("welcome:1").status is ClaimStatus.DONE
     assert journal.claim("welcome:2").status is ClaimStatus.CLAIMED
+
+
+def test_an_asyncio_clients_tls_and_unix_socket_settings_carry_over(redis_url: str) -> None:
+    tls_url = redis_url.replace("redis:", "rediss:") + "?socket_timeout=0.2"
+    over_tls = RedisJournal(redis.asyncio.Redis.from_url(tls_url))
+    over_socket = RedisJournal(redis.asyncio.Redis(unix_socket_path="/run/redis/redis.sock"))
+
+    # The test server speaks plain TCP: a client that kept TLS (and the short timeout)
+    # cannot talk to it, and says so at once.
+    with pytest.raises(JournalError, match="could not claim"):
+        over_tls.claim("welcome:1")
+    assert repr(over_socket) == "RedisJournal('unix:/run/redis/redis.sock', namespace='default')"
