@@ -31,6 +31,7 @@ Redis Cluster; a cluster client (`redis.cluster.RedisCluster`) is not accepted y
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import logging
@@ -375,7 +376,8 @@ class RedisJournal:
 
     Make the journal before or after a `fork` (Celery's prefork pool, gunicorn
     `--preload`): each process renews only its own claims, over its own connections.
-    `close()` when done: claims still held then become in doubt.
+    `close()` when done (a program that exits without closing it has it closed at exit):
+    claims still held then become in doubt.
 
     Raises:
         ConfigurationError: A malformed Redis URL.
@@ -424,6 +426,10 @@ class RedisJournal:
             self._abandon_script,
         ]
         self._closed = False
+        # A program that ends without close(): the dispatcher is a daemon thread, so send
+        # what it holds at exit instead of losing the last results (their keys would turn
+        # in doubt).
+        atexit.register(self.close)
         if sys.platform != "win32":
             os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
@@ -635,6 +641,7 @@ class RedisJournal:
             dispatcher, self._dispatcher = self._dispatcher, None
             held = list(self._held.items())
             self._held.clear()
+        atexit.unregister(self.close)
         if dispatcher is not None:
             self._queue.put(None)
             dispatcher.join()

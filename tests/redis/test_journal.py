@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -435,3 +436,20 @@ def test_an_asyncio_clients_tls_and_unix_socket_settings_carry_over(redis_url: s
     with pytest.raises(JournalError, match="could not claim"):
         over_tls.claim("welcome:1")
     assert repr(over_socket) == "RedisJournal('unix:/run/redis/redis.sock', namespace='default')"
+
+
+def test_a_program_that_exits_without_closing_records_its_last_results(
+    redis_url: str, journal: RedisJournal
+) -> None:
+    program = """
+import sys
+from postal_sdk import SendResult
+from postal_sdk.redis import RedisJournal
+journal = RedisJournal(sys.argv[1], namespace="tests")
+journal.record(journal.claim("welcome:1"), SendResult(message_id="m", messages={}))
+journal.claim("welcome:2")  # still held at exit
+"""
+    subprocess.run([sys.executable, "-c", program, redis_url], check=True)  # noqa: S603
+
+    assert journal.claim("welcome:1").status is ClaimStatus.DONE
+    assert journal.claim("welcome:2").status is ClaimStatus.IN_DOUBT
