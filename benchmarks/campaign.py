@@ -64,8 +64,9 @@ def messages(count: int) -> Iterator[object]:
         yield message
 
 
-async def batch(url: str, count: int, journal: str | None, durable: bool) -> float:
-    """Messages per second of one batch of `count`, keyed into `journal` if given."""
+async def batch(url: str, count: int, journal: str | None, durable: bool) -> tuple[float, float]:
+    """Messages per second of one batch of `count`, keyed into `journal` if given, and
+    the CPU time per message (the journal's writer thread included), in microseconds."""
     from postal_sdk import AsyncPostal
     from postal_sdk.journal import SQLiteJournal
 
@@ -73,7 +74,7 @@ async def batch(url: str, count: int, journal: str | None, durable: bool) -> flo
     key = None if store is None else (lambda index, message: f"bench:{index}")
     try:
         async with AsyncPostal(url, API_KEY, journal=store) as postal:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             ok = 0
             batch = postal.send_many(messages(count), concurrency=CONCURRENCY, key=key)
             async with batch as outcomes:
@@ -83,9 +84,10 @@ async def batch(url: str, count: int, journal: str | None, durable: bool) -> flo
     finally:
         if store is not None:
             store.close()
+    cpu = time.process_time() - cpu  # After close(): the writer's last commit counts.
     if ok != count:
         raise SystemExit(f"{count - ok} of {count} sends failed")
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def arrival_server(log: Path) -> None:
@@ -155,70 +157,84 @@ def main() -> None:
         os.sched_setaffinity(0, {CLIENT_CPU})
     server, url = start_server()
     runs: dict[str, list[float]] = {"none": [], "sqlite": [], "sqlite-fast": []}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     try:
         asyncio.run(batch(url, 500, None, True))  # Warm up: imports, connections, caches.
         with tempfile.TemporaryDirectory() as directory:
             for round_ in range(args.rounds):
                 for variant in runs:
                     path = None if variant == "none" else f"{directory}/{variant}-{round_}.db"
-                    rate = asyncio.run(batch(url, args.messages, path, variant == "sqlite"))
+                    rate, per_message = asyncio.run(
+                        batch(url, args.messages, path, variant == "sqlite")
+                    )
                     runs[variant].append(rate)
-                    print(f"round {round_ + 1}: {variant}: {rate:,.0f}/s", flush=True)
+                    cpu[variant].append(per_message)
+                    print(
+                        f"round {round_ + 1}: {variant}: {rate:,.0f}/s, {per_message:.0f} us CPU",
+                        flush=True,
+                    )
     finally:
         server.terminate()
         server.wait()
     pace_rate, pace_most = paced()
-    write(
-        args,
-        {name: statistics.median(rates) for name, rates in runs.items()},
-        runs,
-        pace_rate,
-        pace_most,
-    )
+    write(args, runs, cpu, pace_rate, pace_most)
 
 
 def write(
     args: argparse.Namespace,
-    medians: dict[str, float],
     runs: dict[str, list[float]],
+    cpu: dict[str, list[float]],
     pace_rate: float,
     pace_most: int,
 ) -> None:
-    none = medians["none"]
+    rate = {name: statistics.median(values) for name, values in runs.items()}
+    # The least CPU a run took: other work on the machine only ever adds to it.
+    least = {name: min(values) for name, values in cpu.items()}
+    none = rate["none"]
 
-    def cost(name: str) -> str:
-        return f"{(1 - medians[name] / none):+.0%}".replace("+", "") if none else "n/a"
+    def row(name: str, label: str, target: bool) -> str:
+        ratio = rate[name] / none
+        cpu_cost = least[name] / least["none"] - 1
+        verdict = ""
+        if target:
+            met = ratio >= 0.85 and cpu_cost <= 0.15
+            verdict = f"cost <= 15%: {'met' if met else 'NOT met'}"
+        return (
+            f"| {label} | {rate[name]:,.0f} | {ratio:.2f} | {least[name]:.0f} | "
+            f"{cpu_cost:+.0%} | {verdict} |"
+        )
 
-    allowed = PACE / 10
     lines = [
         "# Campaign benchmark: the cost of the journal, and pacing",
         "",
         f"`python benchmarks/campaign.py` on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.messages:,} messages "
-        f"per batch, {CONCURRENCY} in flight, the local server with no delay; median of "
-        f"{args.rounds} rounds (all runs: "
+        f"per batch, {CONCURRENCY} in flight, the local server with no delay, "
+        f"{args.rounds} rounds. Messages/s is the median of the rounds (all: "
         + "; ".join(f"{k} " + ", ".join(f"{r:,.0f}" for r in v) for k, v in runs.items())
-        + ").",
+        + "); CPU is the least a round took per message, the journal's writer thread "
+        "included.",
         "",
-        "| batch | messages/s | ratio to no journal | cost | target |",
-        "|---|---:|---:|---:|---|",
-        f"| `send_many`, no journal | {none:,.0f} | 1.00 | - | - |",
-        f"| `send_many(key=...)`, `SQLiteJournal` (durable) | {medians['sqlite']:,.0f} | "
-        f"{medians['sqlite'] / none:.2f} | {cost('sqlite')} | cost <= 15%: "
-        f"{'met' if medians['sqlite'] >= 0.85 * none else 'NOT met'} |",
-        f"| `send_many(key=...)`, `SQLiteJournal(durable=False)` | "
-        f"{medians['sqlite-fast']:,.0f} | {medians['sqlite-fast'] / none:.2f} | "
-        f"{cost('sqlite-fast')} | - |",
+        "| batch | messages/s | ratio to no journal | CPU µs/message | CPU cost | target |",
+        "|---|---:|---:|---:|---:|---|",
+        row("none", "`send_many`, no journal", target=False),
+        row("sqlite", "`send_many(key=...)`, `SQLiteJournal` (durable)", target=True),
+        row("sqlite-fast", "`send_many(key=...)`, `SQLiteJournal(durable=False)`", target=False),
         "",
-        "| paced batch | asked | reached | ratio | most replies in 0.1 s | allowed |",
+        "| paced batch | asked | reached | ratio | most arrivals in 0.1 s | allowed |",
         "|---|---:|---:|---:|---:|---:|",
         f'| `RateLimit({PACE}, per="second")`, {PACE * PACED_SECONDS:,} messages, '
         f"{CONCURRENCY} in flight | {PACE}/s | {pace_rate:,.1f}/s | {pace_rate / PACE:.3f} | "
-        f"{pace_most} | {allowed:.0f} |",
+        f"{pace_most} | {PACE / 10:.0f} |",
         "",
-        "The pace is measured at the server, from the time each request arrived. "
-        "The machine is shared with other work: figures move by a few percent between runs.",
+        "The pace is measured at the server, from the time each request arrived (the "
+        "server's own clock reads). On a busy machine a stalled process (the client, or "
+        "the server reading its sockets late) bunches arrivals: the burst column shows "
+        "that, not the pace's spacing. Throughput on a machine shared with other work "
+        "also moves between runs, and a journaled batch can come out *faster*: its sends "
+        "leave in groups after each commit, which a starved event loop handles in fewer "
+        "wake-ups. The CPU columns are the steadier measure of what the journal costs.",
         "",
     ]
     RESULTS.mkdir(exist_ok=True)

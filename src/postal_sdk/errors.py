@@ -289,7 +289,8 @@ class BatchAborted(PostalError):
 
     Raised by the batch's loop (never inside an `ExceptionGroup`) after the sends under
     way finished and were yielded, when one failed with an authentication error, a
-    suspended server, or a server that could not be reached after the retries. `cause`
+    suspended server, a server that could not be reached after the retries, or a
+    `JournalError` (the journal or the pace could not record the send). `cause`
     is that error. `submitted` is where to resume: every index below it has had its
     outcome, and none from it on was sent.
     """

@@ -39,6 +39,7 @@ when it finished. Never the message itself: a journal is a ledger, not a queue.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import enum
 import functools
@@ -420,8 +421,9 @@ class SQLiteJournal:
     Several processes on one machine may share the file: a claim names its process, and
     a claim whose process is gone (or whose `lease`, in seconds, ran out without being
     renewed: the writer thread renews this object's claims) is in doubt. Use one object
-    per process (not one made before a `fork`), and close it when done: claims still held
-    then become in doubt. Do not put the file on a network file system.
+    per process (not one made before a `fork`), and close it when done (a program that
+    exits without closing it has it closed at exit): claims still held then become in
+    doubt. Do not put the file on a network file system.
 
     Raises:
         ConfigurationError: The file cannot be a journal: its directory does not exist
@@ -466,6 +468,10 @@ class SQLiteJournal:
             target=self._write_loop, name=f"postal-journal:{self._path.name}", daemon=True
         )
         self._writer.start()
+        # A program that ends without close(): the writer is a daemon thread, so commit
+        # what it holds at exit instead of losing the last results (their keys would
+        # read as in doubt on the next run).
+        atexit.register(self.close)
 
     @property
     def path(self) -> Path:
@@ -582,6 +588,7 @@ class SQLiteJournal:
                 return
             self._closed = True
             self._queue.put(None)
+        atexit.unregister(self.close)
         self._writer.join()
 
     async def async_close(self) -> None:
@@ -634,6 +641,7 @@ class SQLiteJournal:
                 first = self._queue.get(timeout=renew_every)
             except queue.Empty:
                 first = _Op(self._renew_own)
+                last_renewal = time.monotonic()
             batch: list[_Op] = []
             item: _Op | None = first
             while True:

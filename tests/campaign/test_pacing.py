@@ -80,6 +80,13 @@ def test_a_rate_limit_is_a_pacer() -> None:
     assert isinstance(RateLimit(1), Pacer)
 
 
+def test_a_rate_limit_shows_what_it_was_given() -> None:
+    pace = RateLimit(600, per="hour", burst=5)
+    assert (pace.count, pace.period, pace.burst) == (600, 3600.0, 5)
+    assert repr(pace) == "RateLimit(600, per='hour', burst=5)"
+    assert repr(RateLimit(10, per=2.5)) == "RateLimit(10, per=2.5)"
+
+
 @pytest.mark.anyio
 async def test_the_async_form_reserves_the_same_pace(clock: Clock) -> None:
     pace = RateLimit(4, per="second")

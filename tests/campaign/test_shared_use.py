@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk import AsyncPostal, Postal, RateLimit, SendResult
+from postal_sdk import AsyncPostal, BatchAborted, JournalError, Postal, RateLimit, SendResult
 from postal_sdk.journal import SQLiteJournal
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency
 from tests.campaign.support import arrivals, assert_paced
@@ -58,6 +58,29 @@ async def test_tasks_sending_one_key_at_once_send_it_once(
     assert len(results) == 5
     assert len({result.message_id for result in results}) == 1
     assert sorted(result.replayed for result in results) == [False, True, True, True, True]
+
+
+def test_threads_sending_one_key_at_once_send_it_once(
+    fake: FakePostal, journal: SQLiteJournal
+) -> None:
+    fake.add_fault(Latency(0.2), path="send/message")
+    results: list[SendResult] = []
+    with (
+        httpx.Client(transport=fake.transport()) as http,
+        Postal("http://postal", DEFAULT_API_KEY, http_client=http, journal=journal) as postal,
+    ):
+
+        def send() -> None:
+            results.append(postal.send_message(message("once"), idempotency_key="k"))
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert subjects_sent(fake) == ["once"]
+    assert sorted(result.replayed for result in results) == [False, True, True, True]
 
 
 @pytest.mark.anyio
@@ -130,3 +153,51 @@ def test_the_sync_batch_takes_a_pace_and_keys(fake: FakePostal, journal: SQLiteJ
     assert all(o.ok and o.replayed for o in again)
     assert len(fake.outbox) == 20
     assert_paced(times, rate)
+
+
+@pytest.mark.anyio
+async def test_leaving_a_keyed_batch_early_leaves_only_the_interrupted_keys_in_doubt(
+    fake: FakePostal, http: httpx.AsyncClient, journal: SQLiteJournal
+) -> None:
+    fake.add_fault(Latency(0.05), path="send/message")
+    messages = [message(f"m{n}") for n in range(100)]
+    async with AsyncPostal(
+        "http://postal", DEFAULT_API_KEY, http_client=http, journal=journal
+    ) as postal:
+        batch = postal.send_many(messages, concurrency=8, key=lambda i, m: f"k{i}")
+        async with batch as outcomes:
+            async for _ in outcomes:
+                break
+
+    interrupted = {f"k{index}" for index, _ in batch.interrupted}
+    in_doubt = {entry.key for entry in journal.in_doubt()}
+    assert in_doubt
+    assert in_doubt <= interrupted
+    for key in interrupted - in_doubt:
+        assert journal.get(key) is None  # Cancelled before its request: the key is free.
+    for index in range(batch.submitted, 100):
+        assert journal.get(f"k{index}") is None  # Never taken: never claimed.
+
+
+@pytest.mark.anyio
+async def test_a_pace_that_fails_sends_nothing(fake: FakePostal, http: httpx.AsyncClient) -> None:
+    class Unreachable:
+        def reserve(self) -> float:
+            raise JournalError("the pace's store is unreachable")
+
+        async def async_reserve(self) -> float:
+            return self.reserve()
+
+    async with AsyncPostal(
+        "http://postal", DEFAULT_API_KEY, http_client=http, rate_limit=Unreachable()
+    ) as postal:
+        with pytest.raises(JournalError):
+            await postal.send_message(message())
+        seen = []
+        with pytest.raises(BatchAborted) as raised:
+            async with postal.send_many([message()] * 20, concurrency=2) as outcomes:
+                seen.extend([o async for o in outcomes])
+
+    assert isinstance(raised.value.cause, JournalError)
+    assert all(isinstance(outcome.error, JournalError) for outcome in seen)
+    assert fake.requests == ()

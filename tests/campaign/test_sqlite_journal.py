@@ -269,3 +269,33 @@ def test_the_fingerprint_tells_recipients_apart_not_bodies() -> None:
     raw = RawMessage(mail_from="a@example.com", rcpt_to=["x@example.org"], data=b"A: b\r\n\r\nc")
     same = RawMessage(mail_from="a@example.com", rcpt_to=["x@example.org"], data=b"D: e\r\n\r\nf")
     assert fingerprint(raw) == fingerprint(same)
+
+
+def test_a_directory_the_process_cannot_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real read-only test above cannot run as root (root writes anywhere): here the
+    # permission check itself answers no, as it does for any other user.
+    monkeypatch.setattr("postal_sdk.journal.os.access", lambda path, mode: False)
+    with pytest.raises(ConfigurationError, match="not writable"):
+        SQLiteJournal(tmp_path / "sends.db")
+
+
+def test_a_program_that_ends_without_closing_keeps_its_results(tmp_path: Path) -> None:
+    path = tmp_path / "sends.db"
+    program = (
+        "import sys\n"
+        "from postal_sdk.journal import SQLiteJournal\n"
+        "from postal_sdk.models import SendResult, SentMessage\n"
+        "journal = SQLiteJournal(sys.argv[1])\n"
+        "result = SendResult('id', {'a@example.org': SentMessage(1, 't')})\n"
+        "journal.record(journal.claim('k'), result)\n"
+    )
+    subprocess.run(  # noqa: S603 - our own interpreter and program
+        [sys.executable, "-c", program, str(path)], check=True, timeout=60
+    )
+    journal = SQLiteJournal(path)
+    entry = journal.get("k")
+    journal.close()
+    assert entry is not None
+    assert entry.state is EntryState.SENT

@@ -201,9 +201,10 @@ class AsyncSendMany:
 
     The batch stops early when a send fails in a way every later send would (an
     authentication error, a suspended server, a server that cannot be reached after the
-    retries): no more messages are taken, the sends under way finish and are yielded,
-    then the loop raises `BatchAborted` with that error as `cause` and `submitted` as
-    where to resume: every index below it has had its outcome, none from it on was sent.
+    retries, a journal or pace that cannot record): no more messages are taken, the sends
+    under way finish and are yielded, then the loop raises `BatchAborted` with that error
+    as `cause` and `submitted` as where to resume: every index below it has had its
+    outcome, none from it on was sent.
     """
 
     def __init__(

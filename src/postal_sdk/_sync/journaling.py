@@ -65,10 +65,11 @@ def surely_unsent(error: BaseException) -> bool:
 def should_end_batch(error: BaseException) -> bool:
     """Whether every later send of a batch would fail the same way as this one.
 
-    A key that Postal does not know, a suspended server, or a server that could not be
-    reached at all after the retries (not a timeout while it answered, nor a full pool).
+    A key that Postal does not know, a suspended server, a server that could not be
+    reached at all after the retries (not a timeout while it answered, nor a full pool),
+    or a journal or pace whose store failed (every later keyed or paced send needs it).
     """
-    if isinstance(error, (AuthenticationError, ServerSuspended)):
+    if isinstance(error, (AuthenticationError, ServerSuspended, JournalError)):
         return True
     if isinstance(error, APIConnectionError):
         cause = error.__cause__

@@ -13,7 +13,8 @@ from postal_sdk.pacing import Pacer
 __all__ = ["LATE", "pace"]
 
 LATE = 0.02
-"""Seconds after its slot past which a send takes a new slot instead of leaving.
+"""Seconds after its slot past which a send takes a new slot instead of leaving (or the
+pace's `interval`, when it has one and it is shorter).
 
 A send reserves a slot ahead and sleeps until it comes. If the process was too busy to
 wake it in time (a stalled event loop, a starved thread), every send whose slot came
@@ -32,11 +33,12 @@ def pace(pacers: Sequence[Pacer]) -> None:
     no slot of the client's.
     """
     for pacer in pacers:
+        late = min(LATE, getattr(pacer, "interval", LATE))
         while True:
             delay = pacer.reserve()
             if delay <= 0:
                 break
             due = time.monotonic() + delay
             sleep(delay)
-            if time.monotonic() - due <= LATE:
+            if time.monotonic() - due <= late:
                 break

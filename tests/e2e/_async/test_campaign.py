@@ -38,7 +38,7 @@ from postal_sdk.testing import (
     FakePostal,
     ServiceUnavailable,
 )
-from tests.campaign.support import CountingPacer, arrivals, assert_paced
+from tests.campaign.support import OPENING, CountingPacer, arrivals, assert_paced
 from tests.e2e.support import NO_WAIT, message, raw_message, subjects_sent
 
 pytestmark = pytest.mark.anyio
@@ -240,9 +240,15 @@ async def test_nothing_is_sent_when_the_intent_cannot_be_recorded(
     async with AsyncPostal(base_url, DEFAULT_API_KEY, journal=journal) as postal:
         with pytest.raises(JournalError):
             await postal.send_message(message(), idempotency_key="k")
-        [outcome] = await drain(postal.send_many([message()], key=lambda index, m: f"k{index}"))
+        seen: list[SendOutcome] = []
+        batch = postal.send_many([message()] * 50, concurrency=4, key=lambda i, m: f"k{i}")
+        with pytest.raises(BatchAborted) as raised:
+            await drain(batch, seen)
 
-    assert isinstance(outcome.error, JournalError)
+    # Every later keyed send would fail the same way: the batch stops after the first.
+    assert isinstance(raised.value.cause, JournalError)
+    assert len(seen) == raised.value.submitted <= 8
+    assert all(isinstance(outcome.error, JournalError) for outcome in seen)
     assert fake.requests == ()
 
 
@@ -335,7 +341,7 @@ async def test_the_client_rate_limit_paces_every_send(base_url: str, fake: FakeP
         assert all(o.ok for o in await drain(postal.send_many([message()] * 40, concurrency=16)))
 
     assert len(times) == 40
-    assert_paced(times, RATE)
+    assert_paced(times, RATE, opening=OPENING)
 
 
 async def test_a_batch_rate_limit_applies_within_the_client_one(
@@ -350,7 +356,7 @@ async def test_a_batch_rate_limit_applies_within_the_client_one(
         )
         assert all(o.ok for o in await drain(batch))
 
-    assert_paced(times, RATE)
+    assert_paced(times, RATE, opening=OPENING)
 
 
 async def test_a_retried_send_takes_one_slot_of_the_pace(base_url: str, fake: FakePostal) -> None:
