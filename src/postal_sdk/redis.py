@@ -34,6 +34,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import queue
@@ -402,6 +403,9 @@ class RedisJournal:
         self._prefix = f"postal-sdk:{{journal:{namespace}}}:"
         self._unfinished = self._prefix + "unfinished"
         self._owner = uuid.uuid4().hex
+        # A claim's token: this object's id and a count. Not a uuid4 each: os.urandom, once
+        # per send, cost more than the claim's round trip under the GIL's contention.
+        self._tokens = itertools.count()
         self._host = socket.gethostname()
         scripts = self._client.register_script
         self._claim_script = scripts(_SETTLE + _CLAIM)
@@ -694,7 +698,7 @@ class RedisJournal:
 
     def _claim_op(self, key: str, fingerprint: str | None) -> tuple[_Op, str]:
         _check_key(key)
-        token = uuid.uuid4().hex
+        token = f"{self._owner}:{next(self._tokens)}"
         keys = [self._entry(key), self._lease_key(key), self._unfinished]
         args = [token, self._owner, os.getpid(), self._host, fingerprint or "", self._lease_ms]
         return _Op(self._claim_script, keys, [*args, key], "claim"), token
@@ -866,7 +870,9 @@ class RedisJournal:
         )
 
     def _forget_parent(self) -> None:
-        """In a forked child: the parent's claims, threads, queue and lock are not ours."""
+        """In a forked child: the parent's claims, threads, queue, lock and id are not ours."""
+        self._owner = uuid.uuid4().hex
+        self._tokens = itertools.count()
         self._lock = threading.Lock()
         self._held = {}
         self._renewer = None
