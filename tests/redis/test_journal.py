@@ -453,3 +453,55 @@ journal.claim("welcome:2")  # still held at exit
 
     assert journal.claim("welcome:1").status is ClaimStatus.DONE
     assert journal.claim("welcome:2").status is ClaimStatus.IN_DOUBT
+
+
+@pytest.mark.anyio
+async def test_renew_extends_a_claims_lease_to_a_full_one(redis_url: str) -> None:
+    journal = RedisJournal(redis_url, namespace="tests", lease=60)
+    claim = await journal.async_claim("welcome:1")
+    lease_key = "postal-sdk:{journal:tests}:lease:welcome:1"
+    with redis.Redis.from_url(redis_url) as server:
+        server.pexpire(lease_key, 1000)
+
+        await journal.async_renew([claim])
+
+        assert server.pttl(lease_key) > 50_000
+    journal.close()
+
+
+def test_wait_returns_the_pending_entry_when_its_time_is_up_in_a_thread(
+    journal: RedisJournal,
+) -> None:
+    journal.claim("welcome:1")
+
+    entry = journal.wait("welcome:1", within=0.05)
+
+    assert entry is not None
+    assert entry.state is EntryState.PENDING
+
+
+def test_clear_deletes_a_large_namespace(journal: RedisJournal) -> None:
+    for index in range(600):
+        journal.resolve(f"welcome:{index}", sent=True)
+
+    assert journal.clear() == 600
+
+    assert journal.get("welcome:1") is None
+
+
+def test_every_operation_on_an_unreachable_redis_is_a_journal_error(
+    unreachable_redis_url: str,
+) -> None:
+    journal = RedisJournal(unreachable_redis_url, namespace="tests")
+
+    with pytest.raises(JournalError, match="could not resolve"):
+        journal.resolve("welcome:1", sent=True)
+    with pytest.raises(JournalError, match="could not clear"):
+        journal.clear()
+    with pytest.raises(JournalError, match="could not read"):
+        journal.get("welcome:1")
+
+
+def test_a_key_that_is_not_a_str_is_refused(journal: RedisJournal) -> None:
+    with pytest.raises(InvalidArgumentTypeError, match="key"):
+        journal.claim(7)  # type: ignore[arg-type]
