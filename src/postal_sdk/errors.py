@@ -32,7 +32,6 @@ __all__ = [
     "MessageRejectedError",
     "NoContent",
     "NoRecipients",
-    "PacingError",
     "ParameterError",
     "PostalError",
     "SendInDoubt",
@@ -305,11 +304,3 @@ class BatchAborted(PostalError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.cause, self.submitted))
-
-
-class PacingError(PostalError):
-    """A shared pace could not tell when the next send may leave: the message was not sent.
-
-    Raised by a rate limit whose state lives elsewhere (`postal_sdk.redis.RedisRateLimit`)
-    when its store cannot be reached: the pace fails closed rather than send unpaced.
-    """

@@ -67,7 +67,6 @@ from postal_sdk.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     JournalError,
-    PacingError,
 )
 from postal_sdk.journal import (
     Claim,
@@ -218,7 +217,8 @@ class RedisRateLimit:
     stop the processes using the old one (or wait for a quiet spell); the next reservation
     stores the new one.
 
-    **Redis unreachable.** `reserve()` raises `PacingError` (a `PostalError`): the pace
+    **Redis unreachable.** `reserve()` raises `JournalError` (a `PostalError`, the error of
+    a store that cannot record a send, which also stops a `send_many` batch): the pace
     fails closed, and the send that asked is not made.
 
     Raises:
@@ -278,7 +278,7 @@ class RedisRateLimit:
         """Reserve the next slot of the shared pace: the seconds to wait before sending.
 
         Raises:
-            PacingError: Redis could not be asked; do not send.
+            JournalError: Redis could not be asked; do not send.
         """
         own = f"{self._count}/{self._period:g}s burst {self._burst}"
         try:
@@ -286,7 +286,7 @@ class RedisRateLimit:
                 keys=[self._key], args=[self._interval_us, self._tolerance_us, own]
             )
         except redis.exceptions.RedisError as error:
-            raise PacingError(
+            raise JournalError(
                 f"the shared pace {self._name!r} in Redis at {_where(self._client)} could not"
                 f" be reached ({type(error).__name__}: {error}); nothing was sent"
             ) from error

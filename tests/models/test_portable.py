@@ -273,7 +273,6 @@ def _examples() -> list[PostalError]:
         postal_sdk.JournalError("the journal failed"),
         postal_sdk.SendInDoubt("welcome:42"),
         postal_sdk.BatchAborted(APIConnectionError("connection refused"), 12),
-        postal_sdk.PacingError("the shared pace could not be reached"),
     ]
     return examples
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 import redis
 
-from postal_sdk import InvalidArgumentError, PacingError
+from postal_sdk import InvalidArgumentError, JournalError
 from postal_sdk.errors import InvalidArgumentTypeError
 from postal_sdk.pacing import Pacer
 from postal_sdk.redis import RedisRateLimit
@@ -108,9 +108,9 @@ def test_the_stored_rate_expires_once_the_pace_is_idle(redis_url: str) -> None:
 async def test_an_unreachable_redis_fails_the_pace_closed(unreachable_redis_url: str) -> None:
     pace = RedisRateLimit(unreachable_redis_url, 10, per="second", name="postal-main")
 
-    with pytest.raises(PacingError, match=r"'postal-main' .* could not be reached.*was sent"):
+    with pytest.raises(JournalError, match=r"'postal-main' .* could not be reached.*was sent"):
         await pace.async_reserve()
-    with pytest.raises(PacingError):
+    with pytest.raises(JournalError):
         pace.reserve()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 import redis.asyncio
 
-from postal_sdk import AsyncPostal, JournalError, Message, PacingError, Postal, SendInDoubt
+from postal_sdk import AsyncPostal, JournalError, Message, Postal, SendInDoubt
 from postal_sdk.journal import Journal, JournalEntry
 from postal_sdk.pacing import Pacer
 from postal_sdk.redis import RedisJournal, RedisRateLimit
@@ -40,7 +40,7 @@ def send_one(message: Message) -> str | None:
     with Postal(journal=journal, rate_limit=pace) as postal:
         try:
             return postal.send_message(message, idempotency_key="welcome:42").message_id
-        except (JournalError, PacingError):
+        except JournalError:
             return None
         finally:
             journal.close()
