@@ -168,9 +168,11 @@ def _sync_client(url_or_client: str | redis.Redis | redis.asyncio.Redis) -> redi
             socket_connect_timeout=_DEFAULT_TIMEOUT,
         )
     except (ValueError, TypeError) as error:
+        # The URL's credentials, if any, stay out of the message (it ends up in logs).
+        shown = re.sub(r"//[^@/]*@", "//***@", url_or_client)
         raise ConfigurationError(
-            "url", f"{url_or_client!r} is not a Redis URL (redis://, rediss:// or unix://): {error}"
-        ) from error
+            "url", f"{shown!r} is not a Redis URL (redis://, rediss:// or unix://): {error}"
+        ) from None
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -355,6 +355,13 @@ def test_a_malformed_url_is_refused_at_construction(url: str) -> None:
         RedisJournal(url)
 
 
+def test_a_malformed_urls_password_stays_out_of_the_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"redis://\*\*\*@localhost:port") as raised:
+        RedisJournal("redis://user:s3cret@localhost:port/0")
+
+    assert "s3cret" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     "namespace", ["", "news letter", "{newsletter}", "news*", "a\nb", "x" * 129, "-lead"]
 )
