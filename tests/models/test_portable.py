@@ -6,6 +6,7 @@ import copy
 import email.message
 import json
 import pickle
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -270,6 +271,7 @@ def _examples() -> list[PostalError]:
         postal_sdk.webhooks.WebhookVerificationError("bad_signature", "no match"),
         postal_sdk.webhooks.UnknownKeyError("kid-1", ["kid-0"]),
         postal_sdk.webhooks.WebhookKeyError("not a PEM"),
+        postal_sdk.WebhookTooOldError(datetime(2026, 1, 2, tzinfo=timezone.utc), 7200.0, 3600.0),
         postal_sdk.JournalError("the journal failed"),
         postal_sdk.SendInDoubt("welcome:42"),
         postal_sdk.BatchAborted(APIConnectionError("connection refused"), 12),
