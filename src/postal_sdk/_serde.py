@@ -12,15 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import cattrs
+from cattrs.errors import AttributeValidationNote, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
 from postal_sdk.models import Attachment, Message, MessageDetails, RawMessage, SendResult
 
-__all__ = ["converter", "structure_datetime"]
+__all__ = ["converter", "structure_datetime", "structure_request", "unstructure_request"]
+
+_Request = TypeVar("_Request", Message, RawMessage, Attachment)
 
 converter = cattrs.Converter()
 
@@ -140,3 +145,77 @@ converter.register_structure_hook(
         rcpt_to=override(struct_hook=_as_given),
     ),
 )
+
+
+_WIRE_NAMES = {"from_": "from"}
+"""Model attribute names that Postal spells differently."""
+
+
+def unstructure_request(model: Message | RawMessage | Attachment) -> dict[str, Any]:
+    """A request model in Postal's API shape: JSON-ready, `from`, base64 data, no unset fields."""
+    data: dict[str, Any] = converter.unstructure(model)
+    return data
+
+
+def structure_request(data: Mapping[str, Any], cls: type[_Request]) -> _Request:
+    """A request model from Postal's API shape, with the model's own checks.
+
+    Raises:
+        InvalidArgumentError, InvalidArgumentTypeError: Named after the first bad field as
+            the dict spells it (`from`, `attachments[0].data`); the text lists every problem.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidArgumentTypeError(
+            cls.__name__, f"expected a dict (a JSON object), got {type(data).__name__}"
+        )
+    problems: list[tuple[str, BaseException]]
+    try:
+        return converter.structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        problems = list(_problems(exc, ""))
+    except (InvalidArgumentError, InvalidArgumentTypeError) as exc:
+        problems = [(_WIRE_NAMES.get(exc.argument, exc.argument), exc)]
+    where, first = problems[0]
+    text = "; ".join(
+        [_describe(first), *(f"{path}: {_describe(error)}" for path, error in problems[1:])]
+    )
+    error_class = InvalidArgumentTypeError if isinstance(first, TypeError) else InvalidArgumentError
+    raise error_class(where or cls.__name__, text) from None
+
+
+def _problems(error: BaseException, path: str) -> Iterator[tuple[str, BaseException]]:
+    """Every leaf error under a cattrs validation error, with the field path it concerns."""
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        for name in sorted(error.extra_fields):
+            yield _join(path, name), error
+    elif isinstance(error, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
+        noted, plain = error.group_exceptions()
+        for inner, note in noted:
+            if isinstance(note, AttributeValidationNote):
+                where = _join(path, _WIRE_NAMES.get(note.name, note.name))
+            elif isinstance(note, IterableValidationNote):
+                where = f"{path}[{note.index}]"
+            else:
+                where = path
+            yield from _problems(inner, where)
+        for inner in plain:
+            yield from _problems(inner, path)
+    elif isinstance(error, (InvalidArgumentError, InvalidArgumentTypeError)):
+        # A nested model's own check (an attachment's), which names the field itself.
+        yield _join(path, _WIRE_NAMES.get(error.argument, error.argument)), error
+    else:
+        yield path, error
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return "unknown field"
+    if isinstance(error, KeyError):
+        return "is required"
+    if isinstance(error, (InvalidArgumentError, InvalidArgumentTypeError)):
+        return error.problem
+    return str(error) or type(error).__name__

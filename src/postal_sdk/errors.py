@@ -64,7 +64,31 @@ def redact(text: str, secret: str) -> str:
 
 
 class PostalError(Exception):
-    """The root of every exception the SDK raises on purpose."""
+    """The root of every exception the SDK raises on purpose.
+
+    Every one pickles and copies with its attributes (to cross a process or a task queue),
+    whatever its constructor takes: the traceback and the chained cause are left behind,
+    as for any exception.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls `cls(*self.args)`, which these constructors do not
+        # take; and a mappingproxy attribute (`APIError.data`) does not pickle.
+        state = {
+            name: dict(value) if isinstance(value, MappingProxyType) else value
+            for name, value in vars(self).items()
+        }
+        return (_restore, (type(self), self.args, state))
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        vars(self).update(state or {})
+
+
+def _restore(cls: type[PostalError], args: tuple[Any, ...], state: dict[str, Any]) -> PostalError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__setstate__(state)
+    return error
 
 
 class InvalidArgumentError(PostalError, ValueError):
@@ -110,6 +134,10 @@ class APIError(PostalError):
         self.message = message
         self.data: Mapping[str, Any] = MappingProxyType(dict(data))
         super().__init__(self._describe())
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        super().__setstate__(state)
+        self.data = MappingProxyType(dict(self.data))
 
     def _describe(self) -> str:
         if self.code and self.message:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -69,6 +69,9 @@ EXPANSIONS: tuple[Expansion, ...] = (
     "activity_entries",
 )
 """All nine expansions, in the order Postal adds them."""
+
+
+_Model = TypeVar("_Model", "Message", "RawMessage", "Attachment")
 
 
 def _is_blank(value: str | None) -> bool:
@@ -162,6 +165,19 @@ class Attachment:
             return cls(name=attachment_name, data=data)
         return cls(name=attachment_name, data=data, content_type=content_type)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The attachment as Postal's API takes it: `name`, `content_type`, base64 `data`."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Attachment:
+        """An attachment from its `to_dict()` form (base64 `data`), checked as `__init__` does.
+
+        Raises:
+            InvalidArgumentError, InvalidArgumentTypeError: A missing, unknown or bad field.
+        """
+        return _from_dict(data, cls)
+
 
 def _headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
     if value is None:
@@ -231,6 +247,32 @@ class Message:
                     f"must be an Attachment, not {type(attachment).__name__}",
                 )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # `headers` is a read-only mappingproxy, which pickle refuses: rebuild from a dict.
+        fields = {field.name: getattr(self, field.name) for field in attrs.fields(Message)}
+        fields["headers"] = dict(self.headers)
+        return (_rebuild, (type(self), fields))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as Postal's send/message takes it (and `postal send-many` reads it).
+
+        `from_` is `from`; fields left unset are left out; attachment data is base64.
+        JSON-ready: `json.dumps(message.to_dict())` is a request body Postal accepts.
+        """
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """A message from its `to_dict()` form (Postal's send/message parameters).
+
+        `to`, `cc` and `bcc` may be lists or comma-separated strings, as Postal takes them.
+
+        Raises:
+            InvalidArgumentError, InvalidArgumentTypeError: A missing, unknown or bad field,
+                named as in the dict (`from`, `attachments[0].data`, ...).
+        """
+        return _from_dict(data, cls)
+
 
 def _rcpt_to(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
@@ -276,6 +318,36 @@ class RawMessage:
             raise InvalidArgumentTypeError(
                 "bounce", f"must be a bool, not {type(self.bounce).__name__}"
             )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as Postal's send/raw takes it: `mail_from`, `rcpt_to`, base64 `data`."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RawMessage:
+        """A raw message from its `to_dict()` form (Postal's send/raw parameters).
+
+        Raises:
+            InvalidArgumentError, InvalidArgumentTypeError: A missing, unknown or bad field.
+        """
+        return _from_dict(data, cls)
+
+
+def _rebuild(cls: type[_Model], fields: dict[str, Any]) -> _Model:
+    return cls(**fields)
+
+
+def _to_dict(model: Message | RawMessage | Attachment) -> dict[str, Any]:
+    # Imported here: the converter is built from these classes, so it imports this module.
+    from postal_sdk._serde import unstructure_request
+
+    return unstructure_request(model)
+
+
+def _from_dict(data: Mapping[str, Any], cls: type[_Model]) -> _Model:
+    from postal_sdk._serde import structure_request
+
+    return structure_request(data, cls)
 
 
 @attrs.frozen

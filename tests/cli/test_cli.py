@@ -348,7 +348,7 @@ def test_bad_lines_of_every_kind_are_reported_with_their_problem(
     assert len(problems) == 4
     assert "expected a JSON object" in problems[0]
     assert "rcpt_to" in problems[1]
-    assert "required field is missing" in problems[2]
+    assert "attachments[0].data: is required" in problems[2]
     assert "bounce" in problems[3]
 
 

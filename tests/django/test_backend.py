@@ -539,3 +539,14 @@ def test_a_mailers_entry_passes_its_options_and_alias(fake: FakePostal, postal_u
     assert other.alias == "other"
     assert type(_status(message).error).__name__ == "InvalidServerAPIKey"
     assert len(fake.outbox) == 1
+
+
+def test_a_wrong_key_stops_the_list_and_marks_every_message_unsent(fake: FakePostal) -> None:
+    connection = make_backend(api_key="wrong-key", fail_silently=True)
+    messages = [_message() for _ in range(150)]  # three times the default concurrency
+
+    assert connection.send_messages(messages) == 0
+
+    assert {type(_status(m).error).__name__ for m in messages} == {"InvalidServerAPIKey"}
+    # The batch stops at the first refusal instead of sending every message to be refused.
+    assert len(fake.requests) < len(messages)

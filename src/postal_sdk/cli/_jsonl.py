@@ -13,9 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
-import cattrs
 
-from postal_sdk._serde import converter
 from postal_sdk.errors import PostalError
 from postal_sdk.models import Message, RawMessage
 
@@ -34,6 +32,8 @@ class BadLine:
 def message_from_json(document: Any) -> Message | RawMessage:
     """A `Message` (or a `RawMessage`, when `mail_from` is given) from a decoded JSON object.
 
+    The shape is that of `Message.to_dict()` and `RawMessage.to_dict()`.
+
     Raises:
         ValueError: The object is not a valid message; the text says which field.
     """
@@ -41,26 +41,9 @@ def message_from_json(document: Any) -> Message | RawMessage:
         raise ValueError(f"expected a JSON object, got {type(document).__name__}")
     model: type[Message | RawMessage] = RawMessage if "mail_from" in document else Message
     try:
-        return converter.structure(document, model)
-    except cattrs.ClassValidationError as exc:
-        problems = [_problem(error) for error in exc.exceptions]
-        raise ValueError("; ".join(problems)) from None
+        return model.from_dict(document)
     except PostalError as exc:
         raise ValueError(str(exc)) from None
-
-
-def _problem(error: BaseException) -> str:
-    if isinstance(error, PostalError):
-        return str(error)
-    if isinstance(error, cattrs.BaseValidationError):
-        return "; ".join(_problem(inner) for inner in error.exceptions)
-    if isinstance(error, cattrs.ForbiddenExtraKeysError):
-        return f"unknown field(s): {', '.join(sorted(error.extra_fields))}"
-    note = getattr(error, "__notes__", None)
-    where = f" ({note[-1]})" if note else ""
-    if isinstance(error, KeyError):
-        return f"a required field is missing{where}"
-    return f"{error}{where}"
 
 
 def read_messages(lines: Iterable[str]) -> Iterator[tuple[int, Message | RawMessage | BadLine]]:

@@ -13,12 +13,17 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
 from postal_sdk._async.client import AsyncPostal
-from postal_sdk._async.fanout import SendOutcome
+from postal_sdk._async.fanout import SendFailure, SendOutcome
 from postal_sdk._sync.client import Postal
 from postal_sdk.django._mapping import to_postal
 from postal_sdk.django._settings import OPTION_NAMES, PostalSettings, client_error, read_settings
 from postal_sdk.django._status import PostalStatus, SendMessagesError
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError, PostalError
+from postal_sdk.errors import (
+    BatchAborted,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PostalError,
+)
 from postal_sdk.models import Message, RawMessage
 
 __all__ = ["EmailBackend"]
@@ -101,11 +106,15 @@ class EmailBackend(BaseEmailBackend):
         assert self._client is not None
         try:
             requests, failures = self._requests(messages)
-            with self._client.send_many(
-                (request for _, request in requests), concurrency=self._read_settings().concurrency
-            ) as outcomes:
-                for outcome in outcomes:
-                    self._record(messages, requests, outcome, failures)
+            try:
+                with self._client.send_many(
+                    (request for _, request in requests),
+                    concurrency=self._read_settings().concurrency,
+                ) as outcomes:
+                    for outcome in outcomes:
+                        self._record(messages, requests, outcome, failures)
+            except BatchAborted as stop:
+                self._record_unsent(messages, requests, stop, failures)
         finally:
             if created:
                 self.close()
@@ -128,12 +137,15 @@ class EmailBackend(BaseEmailBackend):
             return self._not_configured(messages, error)
         try:
             requests, failures = self._requests(messages)
-            async with client.send_many(
-                [request for _, request in requests],
-                concurrency=self._read_settings().concurrency,
-            ) as outcomes:
-                async for outcome in outcomes:
-                    self._record(messages, requests, outcome, failures)
+            try:
+                async with client.send_many(
+                    [request for _, request in requests],
+                    concurrency=self._read_settings().concurrency,
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        self._record(messages, requests, outcome, failures)
+            except BatchAborted as stop:
+                self._record_unsent(messages, requests, stop, failures)
         finally:
             if client is not self._async_client:
                 await client.aclose()
@@ -205,6 +217,19 @@ class EmailBackend(BaseEmailBackend):
             logger.info("message %d was not sent: %s", index, outcome.error)
             status = PostalStatus.failed(outcome.error, _request_recipients(request))
         message.postal_status = status  # type: ignore[attr-defined]
+
+    def _record_unsent(
+        self,
+        messages: list[EmailMessage],
+        requests: list[tuple[int, Message | RawMessage]],
+        stop: BatchAborted,
+        failures: dict[int, BaseException],
+    ) -> None:
+        # The batch stopped because every later send would fail as `stop.cause` did (a
+        # wrong key, a suspended server): those messages were not sent, for that reason.
+        for position in range(stop.submitted, len(requests)):
+            outcome = SendFailure(position, requests[position][1], stop.cause)
+            self._record(messages, requests, outcome, failures)
 
     def _finish(self, messages: list[EmailMessage], failures: dict[int, BaseException]) -> int:
         sent = len(messages) - len(failures)
