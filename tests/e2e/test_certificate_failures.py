@@ -5,7 +5,6 @@ A loopback TLS server with a self-signed certificate counts the handshakes it is
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -14,14 +13,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from postal_sdk import APIConnectionError, AsyncPostal, Message, Postal
 from postal_sdk.testing import DEFAULT_API_KEY
 from tests.e2e.support import NO_WAIT
+from tests.transport.support import tls_contexts
 
 MESSAGE = Message(from_="app@example.com", to=["john@example.com"], plain_body="Hello")
 
@@ -30,29 +26,8 @@ class SelfSignedServer:
     """Accepts TCP connections on 127.0.0.1 and offers a self-signed certificate on each."""
 
     def __init__(self, tmp_path: Path) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .sign(key, hashes.SHA256())
-        )
-        (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (tmp_path / "key.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+        # The client is not given the certificate: to it, an unknown issuer.
+        self._context, _ = tls_contexts(tmp_path)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
         self.handshakes = 0
@@ -73,8 +48,11 @@ class SelfSignedServer:
                 pass  # the client refused the certificate, as it should
 
     def close(self) -> None:
+        # Closing alone does not wake a thread blocked in accept(); shutting down does.
+        self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=10)
+        assert not self._thread.is_alive()
 
 
 @pytest.fixture
