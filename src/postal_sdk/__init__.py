@@ -27,6 +27,7 @@ from postal_sdk.errors import (
     MessageRejectedError,
     ParameterError,
     PostalError,
+    ResponseTooLargeError,
     ServerSuspended,
     UnexpectedResponseError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "Postal",
     "PostalError",
     "RawMessage",
+    "ResponseTooLargeError",
     "SendMany",
     "SendOutcome",
     "SendProgress",

@@ -34,15 +34,22 @@ import asyncio
 import math
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import httpcore
 import httpx
 import sniffio
 
+from postal_sdk._config import DEFAULT_MAX_RESPONSE_SIZE
+from postal_sdk._http import fork
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
-from postal_sdk._http.pool_transport import AsyncPoolTransport
+from postal_sdk._http.pool_transport import (
+    AsyncPoolTransport,
+    head_size,
+    too_large,
+    total_timeout_error,
+    with_deadline,
+)
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [
@@ -90,58 +97,51 @@ class _AsyncShard:
         self.busy = 0
 
 
-class _AsyncReleasingStream(httpx.AsyncByteStream):
-    """The reply's body; closing it frees its connection, so its pool counts one less."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, shard: _AsyncShard) -> None:
-        self._stream = stream
-        self._shard: _AsyncShard | None = shard
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            # Only now is the connection idle: counted free any earlier, the next request
-            # could find its pool with no idle connection and open one more.
-            if self._shard is not None:
-                self._shard.busy -= 1
-                self._shard = None
-
-
 class AsyncShardedTransport(httpx.AsyncBaseTransport):
     """Spreads requests over pools of `SHARD_SIZE` connections, least busy pool first.
 
     Each pool is an `AsyncPoolTransport`: httpcore's pool, as in httpx's own transport, with
     the same TLS context, keep-alive and httpx errors; only the choice of pool is made here.
+    In a forked child the pools are new, and the parent's left untouched.
     """
 
-    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        tls: ssl.SSLContext | None = None,
+        *,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
         # One TLS context for all: building one loads the CA bundle, some 25 ms each.
-        tls = tls or httpx.create_ssl_context()
+        self._tls = tls or httpx.create_ssl_context()
+        self._max_connections = max_connections
+        self._max_response_size = max_response_size
+        self._new_shards()
+
+    def _new_shards(self) -> None:
+        self._generation = fork.current()
         self._shards = [
-            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE)))
-            for _ in range(_shard_count(max_connections))
+            _AsyncShard(AsyncPoolTransport(self._tls, _limits(SHARD_SIZE), self._max_response_size))
+            for _ in range(_shard_count(self._max_connections))
         ]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` through the pool with the fewest replies still open."""
+        """Send `request` through the pool with the fewest replies in flight."""
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
         shard = min(self._shards, key=_busy)
         shard.busy += 1
         try:
-            response = await shard.transport.handle_async_request(request)
-        except BaseException:
+            return await shard.transport.handle_async_request(request)
+        finally:
             shard.busy -= 1
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _AsyncReleasingStream(response.stream, shard)
-        return response
 
     async def aclose(self) -> None:
         """Close every pool."""
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
         for shard in self._shards:
             await shard.transport.aclose()
 
@@ -153,10 +153,20 @@ class AsyncDefaultTransport(httpx.AsyncBaseTransport):
     may serve several loops in turn.
     """
 
-    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        tls: ssl.SSLContext | None = None,
+        *,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
         tls = tls or httpx.create_ssl_context()
-        self._asyncio = AsyncioPoolTransport(tls, max_connections, _KEEPALIVE_EXPIRY)
-        self._sharded = AsyncShardedTransport(max_connections, tls)
+        self._asyncio = AsyncioPoolTransport(
+            tls, max_connections, _KEEPALIVE_EXPIRY, max_response_size
+        )
+        self._sharded = AsyncShardedTransport(
+            max_connections, tls, max_response_size=max_response_size
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` through the pool for the running event loop."""
@@ -188,56 +198,76 @@ class _Shard:
         self.busy = 0
 
 
-class _ReleasingStream(httpx.SyncByteStream):
-    """The reply's body; closing it frees its connection, so its pool counts one less."""
-
-    def __init__(self, stream: httpx.SyncByteStream, shard: _Shard, lock: threading.Lock) -> None:
-        self._stream = stream
-        self._shard: _Shard | None = shard
-        self._lock = lock
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            with self._lock:
-                shard, self._shard = self._shard, None
-                if shard is not None:
-                    shard.busy -= 1
-
-
 class ShardedTransport(httpx.BaseTransport):
     """The thread-safe twin of `AsyncShardedTransport`, for the sync `Postal`."""
 
-    def __init__(self, max_connections: int) -> None:
-        tls = httpx.create_ssl_context()
-        self._shards = [
-            _Shard(httpx.HTTPTransport(verify=tls, limits=_limits(SHARD_SIZE)))
-            for _ in range(_shard_count(max_connections))
-        ]
+    def __init__(
+        self, max_connections: int, *, max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
+    ) -> None:
+        self._tls = httpx.create_ssl_context()
+        self._max_connections = max_connections
+        self._max_response_size = max_response_size
         self._lock = threading.Lock()
+        self._new_shards()
+
+    def _new_shards(self) -> None:
+        self._generation = fork.current()
+        self._shards = [
+            _Shard(httpx.HTTPTransport(verify=self._tls, limits=_limits(SHARD_SIZE)))
+            for _ in range(_shard_count(self._max_connections))
+        ]
+
+    def _current_shards(self) -> list[_Shard]:
+        # Under the lock. In a forked child, threads that held it in the parent are gone:
+        # the child's copy of the lock is replaced before it is taken (`handle_request`).
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
+        return self._shards
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` through the pool with the fewest replies still open."""
+        """Send `request` through the pool with the fewest replies in flight; read it whole."""
+        if self._generation != fork.current():
+            self._lock = threading.Lock()
         with self._lock:
-            shard = min(self._shards, key=_busy)
+            shard = min(self._current_shards(), key=_busy)
             shard.busy += 1
+        deadline = with_deadline(request)
+        limit = self._max_response_size
         try:
             response = shard.transport.handle_request(request)
-        except BaseException:
+            try:
+                size = head_size(response.headers.raw)
+                chunks = []
+                stream = response.stream
+                assert isinstance(stream, httpx.SyncByteStream)
+                for chunk in stream:
+                    size += len(chunk)
+                    if size > limit:
+                        # Closed before the body ends, httpcore drops the connection.
+                        raise too_large(limit, response.status_code, request)
+                    chunks.append(chunk)
+            finally:
+                response.close()
+        except httpx.TimeoutException as error:
+            raise total_timeout_error(error, deadline, request) from error
+        finally:
             with self._lock:
                 shard.busy -= 1
-            raise
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _ReleasingStream(response.stream, shard, self._lock)
-        return response
+        reply = httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(b"".join(chunks)),
+            extensions=response.extensions,
+        )
+        reply.read()
+        return reply
 
     def close(self) -> None:
         """Close every pool."""
-        for shard in self._shards:
+        with self._lock:
+            shards = self._current_shards()
+        for shard in shards:
             shard.transport.close()
 
 
@@ -256,19 +286,31 @@ def check_http_backend(backend: object) -> HTTPBackend:
 
 
 def async_pooled_client(
-    max_connections: int, timeout: httpx.Timeout, backend: HTTPBackend = "httpx"
+    max_connections: int,
+    timeout: httpx.Timeout,
+    backend: HTTPBackend = "httpx",
+    *,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`."""
+    """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`.
+
+    Its requests may carry a `total_timeout` extension (seconds); replies larger than
+    `max_response_size` bytes end in `ResponseTooLargeError`.
+    """
     transport: httpx.AsyncBaseTransport
     if check_http_backend(backend) == "aiohttp":
-        transport = _aiohttp_transport(max_connections)
+        transport = _aiohttp_transport(max_connections, max_response_size)
     else:
-        transport = AsyncDefaultTransport(max_connections)
+        transport = AsyncDefaultTransport(max_connections, max_response_size=max_response_size)
     return _AsyncClient(transport=transport, timeout=timeout)
 
 
 def pooled_client(
-    max_connections: int, timeout: httpx.Timeout, backend: HTTPBackend = "httpx"
+    max_connections: int,
+    timeout: httpx.Timeout,
+    backend: HTTPBackend = "httpx",
+    *,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
 ) -> httpx.Client:
     """An `httpx.Client` for `max_connections` requests in flight (pure httpx only)."""
     if check_http_backend(backend) == "aiohttp":
@@ -276,7 +318,10 @@ def pooled_client(
             "http_backend",
             "'aiohttp' is for AsyncPostal under asyncio; the sync Postal uses 'httpx'",
         )
-    return _Client(transport=ShardedTransport(max_connections), timeout=timeout)
+    return _Client(
+        transport=ShardedTransport(max_connections, max_response_size=max_response_size),
+        timeout=timeout,
+    )
 
 
 class _Cookies(httpx.Cookies):
@@ -322,7 +367,7 @@ class _Client(_CookieStore, httpx.Client):
         self.cookies = None
 
 
-def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.AsyncBaseTransport:
     # Imported here: aiohttp is an optional extra, and slow to import for those without it.
     try:
         import aiohttp
@@ -349,8 +394,11 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     class _AiohttpTransport(AiohttpTransport):
         """httpx-aiohttp's transport, reading each reply whole and mapping errors truly."""
 
+        _generation = fork.current()
+
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             timeout = request.extensions.get("timeout", {})
+            total = request.extensions.get("total_timeout")
             try:
                 async with self._session().request(
                     request.method,
@@ -364,23 +412,42 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
                     auto_decompress=False,
                     compress=False,
                     timeout=aiohttp.ClientTimeout(
+                        total=total,
                         sock_connect=timeout.get("connect"),
                         sock_read=timeout.get("read"),
                         connect=timeout.get("pool"),
                     ),
                 ) as reply:
-                    content = await reply.read()
+                    size = head_size(reply.raw_headers)
+                    chunks = []
+                    async for chunk in reply.content.iter_any():
+                        size += len(chunk)
+                        if size > max_response_size:
+                            # Leaving the block unread closes the connection, not pools it.
+                            raise too_large(max_response_size, reply.status, request)
+                        chunks.append(chunk)
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 kind = next(target for source, target in error_map if isinstance(error, source))
-                raise kind(f"{type(error).__name__}: {error}", request=request) from error
-            return httpx.Response(
+                message = f"{type(error).__name__}: {error}"
+                if kind is httpx.ReadTimeout and total is not None and not str(error):
+                    message = f"the request took longer than total_timeout ({total:g} s)"
+                raise kind(message, request=request) from error
+            response = httpx.Response(
                 reply.status,
                 headers=reply.raw_headers,
-                content=content,
+                stream=httpx.ByteStream(b"".join(chunks)),
                 extensions={"http_version": b"HTTP/1.1"},
             )
+            response.read()
+            return response
 
         def _session(self) -> aiohttp.ClientSession:
+            if self._generation != fork.current():
+                # A forked child: the parent's session, its connections and loop are not
+                # ours to touch.
+                fork.abandon(self.client)
+                self.client = None
+                self._generation = fork.current()
             if isinstance(self.client, aiohttp.ClientSession):
                 return self.client
             try:
@@ -391,5 +458,12 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
                 ) from None
             self.client = self.get_client()
             return self.client
+
+        async def aclose(self) -> None:
+            if self._generation != fork.current():
+                fork.abandon(self.client)
+                self.client = None
+                self._generation = fork.current()
+            await super().aclose()
 
     return _AiohttpTransport(limits=_limits(max_connections))
