@@ -25,7 +25,6 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk._http import asyncio_pool as _asyncio_pool
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from tests.transport.support import (
     OK,

@@ -22,6 +22,7 @@ in a header, costs less than any library's general serialiser.
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 import httptools
 
@@ -41,7 +42,7 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _NAME = re.compile(_TOKEN)
 _VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_HEAD_END = re.compile(rb"\r\n\r\n")
 _KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[,;\s])timeout\s*=\s*\"?([0-9]{1,9})", re.IGNORECASE)
 
 
@@ -100,11 +101,11 @@ class ResponseReader:
     __slots__ = (
         "_body",
         "_chunked",
-        "_framed",
         "_fed",
+        "_framed",
         "_head_done",
-        "_heads",
         "_head_size",
+        "_heads",
         "_max_size",
         "_parser",
         "_size",
@@ -202,7 +203,10 @@ class ResponseReader:
     # httptools' callbacks.
 
     def on_status(self, status: bytes) -> None:
-        # Called once per piece the reason phrase spans.
+        # Called once per piece the reason phrase spans. llhttp lets NUL through; h11 and
+        # RFC 9112 section 4 do not.
+        if b"\x00" in status:
+            raise ProtocolError("invalid reason phrase")
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -211,6 +215,8 @@ class ResponseReader:
             raise ProtocolError("the response head is too large")
         if self._head_done:
             return  # A trailer: dropped unread, as httpx's own transport does.
+        # llhttp strips the whitespace before a value, not after (RFC 9110 section 5.5).
+        value = value.rstrip(b" \t")
         self.headers.append((name, value))
         size = len(name)
         if size == 14 and name.lower() == b"content-length":
@@ -239,17 +245,18 @@ class ResponseReader:
         # kept alive, whatever it asks, as h11 and httpx do.
         self.keep_alive = parser.should_keep_alive() and self.version >= b"1.1"
         if self._fed is not None and status >= 200:
-            # llhttp would wait for the body the headers announce; a reply to HEAD has none.
+            # llhttp would wait for the body the headers announce; a reply to HEAD has none,
+            # so llhttp's keep-alive, which counts on a body read until the close, is not it.
             self.done = True
+            self.keep_alive = self.version >= b"1.1" and not _says_close(self.headers)
             raise _Stop
 
     def _after_head_reply(self) -> None:
         # llhttp stopped somewhere in the last piece: the end of the last head tells where.
         fed = self._fed
         assert fed is not None
-        end = 0
-        for _, match in zip(range(self._heads), _HEAD_END.finditer(fed, end)):
-            end = match.end()
+        last_head = next(islice(_HEAD_END.finditer(fed), self._heads - 1, None))
+        end = last_head.end()
         self.trailing = end < len(fed)
         self._fed = None
 
@@ -267,6 +274,15 @@ class ResponseReader:
             # Another message after the reply: it belongs to no request.
             self.trailing = True
             raise _Stop
+
+
+def _says_close(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        token.strip(b" \t").lower() == b"close"
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    )
 
 
 def _chunked_alone(headers: list[tuple[bytes, bytes]]) -> bool:
