@@ -71,7 +71,8 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.expiry = expiry
         self.idle_since = 0.0
-        self.eof_at = 0.0
+        self.idle_for = float("inf")
+        """Seconds it had been idle when the request now on it took it (inf: a new one)."""
         self.transport: asyncio.Transport | None = None
         self.reader: ResponseReader | None = None
         self._dirty = False
@@ -111,7 +112,6 @@ class _Connection(asyncio.Protocol):
         # Returning None lets the transport close: HTTP/1.1 never writes after the server's
         # EOF, and a TLS transport cannot stay half-open anyway.
         self._eof = True
-        self.eof_at = self.loop.time()
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -169,17 +169,17 @@ class _Connection(asyncio.Protocol):
             reader.trailing or self._dirty or self._eof or self._lost or self._error
         )
 
-    def stale(self, now: float) -> bool:
-        """Whether an idle connection must not be reused: expired, closed or talking."""
-        if self._dirty or self._eof or self._lost or now - self.idle_since > self.expiry:
+    def expired(self, now: float) -> bool:
+        """Whether an idle connection has been idle too long to be reused."""
+        return now - self.idle_since > self.expiry
+
+    def spoilt(self) -> bool:
+        """Whether an idle connection was closed, or sent something, since its last reply."""
+        if self._dirty or self._eof or self._lost:
             return True
         # What the loop has not delivered yet is still in the socket: a server that closed
         # an idle connection has made it readable.
         return _readable(self._current())
-
-    def closed_after_reply(self) -> bool:
-        """Whether the server closed this connection idle, at once after its last reply."""
-        return self._eof and self.eof_at - self.idle_since < _CLOSES_AFTER_REPLY
 
     def close(self, *, abort: bool = False) -> None:
         """Close the connection, at once; closing it again does nothing.
@@ -342,8 +342,13 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
             phase = _READ
             await connection.receive(reader, timeouts.get("read"), deadline)
         except BaseException as error:
-            if not reader.size and connection.closed_after_reply():
-                # Written on a connection the server was closing: it closes them all so.
+            if (
+                not reader.size
+                and connection.idle_for < _CLOSES_AFTER_REPLY
+                and isinstance(error, (ProtocolError, ConnectionError))
+            ):
+                # Written on a connection the server was closing as its last reply ended
+                # (no reply, or a reset): it closes them all so.
                 self._avoid_reuse(connection.origin, loop.time())
             self._discard(connection, abort=True)
             if isinstance(error, Exception):
@@ -453,10 +458,13 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         now = loop.time()
         while idle:
             connection = idle.pop()
-            if connection.loop is loop and not connection.stale(now):
-                return connection
-            if connection.closed_after_reply():
-                self._avoid_reuse(origin, now)
+            if connection.loop is loop and not connection.expired(now):
+                if not connection.spoilt():
+                    connection.idle_for = now - connection.idle_since
+                    return connection
+                if now - connection.idle_since < _CLOSES_AFTER_REPLY:
+                    # Closed by the server right after its reply, without saying so.
+                    self._avoid_reuse(origin, now)
             connection.close()
             self._open -= 1
         return None

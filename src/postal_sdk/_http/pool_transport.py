@@ -6,80 +6,220 @@ handed over so that a cancelled send leaves no async generator behind (see `_bod
 The retry policy in `postal_sdk._retry` reads the errors' types, so the table below must
 keep httpx's meaning exactly: only a failure to connect says that nothing was sent.
 
-The reply is read whole here, counted against `max_response_size` as it comes (its head
-is bounded by h11, at 100 KiB), and the request's `total_timeout` is kept by `Deadline`,
-the timeouts httpcore reads before each step, each cut to what is left of the total.
+The reply is read whole here. Its bytes, head included, are counted against
+`max_response_size` as they are read, and the request's `total_timeout` is kept, by the
+network backends below (see `bounded`).
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import httpcore
 import httpx
+import sniffio
 
 from postal_sdk._config import DEFAULT_MAX_RESPONSE_SIZE
+from postal_sdk._http.http11 import ResponseTooLarge
 from postal_sdk.errors import ResponseTooLargeError
 
 __all__ = [
+    "AsyncDeadlineBackend",
     "AsyncPoolTransport",
-    "Deadline",
+    "DeadlineBackend",
+    "PoolTransport",
+    "bounded",
     "head_size",
     "too_large",
-    "total_timeout_error",
-    "with_deadline",
 ]
 
-_LEAST_TIMEOUT = 1e-6
-"""Seconds given to a step once the deadline has passed: it times out unless already done."""
 
+class _Bounds:
+    """What one request may still take: time (to `deadline`) and bytes (to `limit`)."""
 
-class Deadline(dict[str, "float | None"]):
-    """httpx's timeouts for one request, each cut to what is left of its `total_timeout`.
+    __slots__ = ("deadline", "limit", "total", "used")
 
-    httpcore reads the timeout of each step (pool, connect, every read and write) from the
-    request's `timeout` extension as the step starts: a trickling server meets the total
-    at its next read, with no cancel scope on the request's path.
-    """
-
-    __slots__ = ("deadline", "total")
-
-    def __init__(self, timeouts: dict[str, float | None], total: float) -> None:
-        super().__init__(timeouts)
+    def __init__(self, request: httpx.Request, limit: int) -> None:
+        total: float | None = request.extensions.get("total_timeout")
         self.total = total
-        self.deadline = time.monotonic() + total
+        self.deadline = None if total is None else time.monotonic() + total
+        self.limit = limit
+        self.used = 0
 
-    def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]
-        timeout = super().get(key, default)
-        left = max(self.deadline - time.monotonic(), _LEAST_TIMEOUT)
-        return left if timeout is None else min(timeout, left)
-
-    def passed(self) -> bool:
-        """Whether the total is spent."""
-        return time.monotonic() >= self.deadline
-
-
-def with_deadline(request: httpx.Request) -> Deadline | None:
-    """Give `request` a `Deadline` for its `total_timeout` extension, if it has one."""
-    total = request.extensions.get("total_timeout")
-    if total is None:
-        return None
-    deadline = Deadline(request.extensions.get("timeout", {}), total)
-    request.extensions = {**request.extensions, "timeout": deadline}
-    return deadline
+    def error(self, error: Exception, request: httpx.Request) -> Exception:
+        """httpcore's `error` as httpx's; a timeout that ran into the total, said to."""
+        mapped = _httpx_error(error, request)
+        if (
+            isinstance(mapped, httpx.TimeoutException)
+            and self.deadline is not None
+            and time.monotonic() >= self.deadline
+        ):
+            message = f"the request took longer than total_timeout ({self.total:g} s)"
+            return type(mapped)(message, request=request)
+        return mapped
 
 
-def total_timeout_error(
-    error: httpx.TimeoutException, deadline: Deadline | None, request: httpx.Request
-) -> httpx.TimeoutException:
-    """`error`, said to be the `total_timeout`'s when that is what ran out."""
-    if deadline is None or not deadline.passed():
-        return error
-    return type(error)(
-        f"the request took longer than total_timeout ({deadline.total:g} s)", request=request
-    )
+_bounds: ContextVar[_Bounds | None] = ContextVar("_bounds", default=None)
+"""The bounds of the request that the running task or thread is sending."""
+
+
+@contextmanager
+def bounded(bounds: _Bounds) -> Iterator[None]:
+    """Bound what is sent and read inside by `bounds`: a request's time and bytes.
+
+    httpcore reads a timeout once per step (the whole head, the whole body), so a server
+    that trickles a byte within each read timeout would never be stopped by it; and
+    stopping to read a body midway leaves httpcore's async generators to the collector.
+    So the pools' network streams (`DeadlineBackend`, `AsyncDeadlineBackend`) cut every
+    read and write to the time left, and count the bytes read: past the limit, the read
+    itself fails, and httpcore drops the connection.
+    """
+    token = _bounds.set(bounds)
+    try:
+        yield
+    finally:
+        _bounds.reset(token)
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    bounds = _bounds.get()
+    if bounds is None or bounds.deadline is None:
+        return timeout
+    left = bounds.deadline - time.monotonic()
+    if left <= 0:
+        raise error(f"the request took longer than total_timeout ({bounds.total:g} s)")
+    return left if timeout is None else min(timeout, left)
+
+
+def _count(data: bytes) -> bytes:
+    bounds = _bounds.get()
+    if bounds is not None:
+        bounds.used += len(data)
+        if bounds.used > bounds.limit:
+            raise ResponseTooLarge(bounds.limit, 0)
+    return data
+
+
+class _AsyncStream(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _count(await self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout)))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _AsyncStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend for the running library, keeping `total_timeout`."""
+
+    def __init__(self) -> None:
+        self._trio = httpcore.TrioBackend()
+        self._anyio = httpcore.AnyIOBackend()
+
+    def _backend(self) -> httpcore.AsyncNetworkBackend:
+        return self._trio if sniffio.current_async_library() == "trio" else self._anyio
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        stream = await self._backend().connect_tcp(
+            host, port, timeout, local_address, socket_options
+        )
+        return _AsyncStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _AsyncStream(
+            await self._backend().connect_unix_socket(path, timeout, socket_options)
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend().sleep(seconds)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _count(self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout)))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's blocking network backend, keeping `total_timeout`."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(
+            self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
 
 
 def head_size(headers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -143,11 +283,11 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncDeadlineBackend(),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on a pooled connection and read the whole reply."""
-        deadline = with_deadline(request)
         url = request.url
         core_request = httpcore.Request(
             method=request.method,
@@ -158,39 +298,96 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
             content=_body(request),
             extensions=request.extensions,
         )
-        limit = self._max_response_size
+        status = 0
+        bounds = _Bounds(request, self._max_response_size)
         try:
-            response = await self._pool.handle_async_request(core_request)
-            try:
-                size = head_size(response.headers)
-                chunks = []
-                stream = response.stream
-                assert isinstance(stream, AsyncIterable)
-                async for chunk in stream:
-                    size += len(chunk)
-                    if size > limit:
-                        # Closed before the body ends, httpcore drops the connection.
-                        raise too_large(limit, response.status, request)
-                    chunks.append(chunk)
-            finally:
-                await response.aclose()
+            with bounded(bounds):
+                response = await self._pool.handle_async_request(core_request)
+                status = response.status
+                try:
+                    chunks = [chunk async for chunk in _stream(response)]
+                finally:
+                    await response.aclose()
         except _HTTPCORE_ERRORS as error:
-            mapped = _httpx_error(error, request)
-            if isinstance(mapped, httpx.TimeoutException):
-                mapped = total_timeout_error(mapped, deadline, request)
-            raise mapped from error
-        reply = httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=httpx.ByteStream(b"".join(chunks)),
-            extensions=response.extensions,
-        )
+            raise bounds.error(error, request) from error
+        except ResponseTooLarge as error:
+            raise too_large(error.limit, status, request) from None
+        reply = _response(response, chunks)
         reply.read()
         return reply
 
     async def aclose(self) -> None:
         """Close every connection in the pool."""
         await self._pool.aclose()
+
+
+class PoolTransport(httpx.BaseTransport):
+    """The blocking twin of `AsyncPoolTransport`, for the sync `Postal`."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        limits: httpx.Limits,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
+        self._max_response_size = max_response_size
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` on a pooled connection and read the whole reply."""
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        status = 0
+        bounds = _Bounds(request, self._max_response_size)
+        try:
+            with bounded(bounds):
+                response = self._pool.handle_request(core_request)
+                status = response.status
+                try:
+                    chunks = list(response.iter_stream())
+                finally:
+                    response.close()
+        except _HTTPCORE_ERRORS as error:
+            raise bounds.error(error, request) from error
+        except ResponseTooLarge as error:
+            raise too_large(error.limit, status, request) from None
+        reply = _response(response, chunks)
+        reply.read()
+        return reply
+
+    def close(self) -> None:
+        """Close every connection in the pool."""
+        self._pool.close()
+
+
+def _stream(response: httpcore.Response) -> AsyncIterable[bytes]:
+    stream = response.stream
+    assert isinstance(stream, AsyncIterable)
+    return stream
+
+
+def _response(response: httpcore.Response, chunks: list[bytes]) -> httpx.Response:
+    # A stream, not `content=`: that would add a Content-Length the server did not send.
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.headers,
+        stream=httpx.ByteStream(b"".join(chunks)),
+        extensions=response.extensions,
+    )
 
 
 def _body(request: httpx.Request) -> AsyncIterable[bytes]:

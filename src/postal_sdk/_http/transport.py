@@ -43,13 +43,7 @@ import sniffio
 from postal_sdk._config import DEFAULT_MAX_RESPONSE_SIZE
 from postal_sdk._http import fork
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
-from postal_sdk._http.pool_transport import (
-    AsyncPoolTransport,
-    head_size,
-    too_large,
-    total_timeout_error,
-    with_deadline,
-)
+from postal_sdk._http.pool_transport import AsyncPoolTransport, PoolTransport, head_size, too_large
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [
@@ -193,7 +187,7 @@ def _httpcore_intercepted() -> bool:
 class _Shard:
     __slots__ = ("busy", "transport")
 
-    def __init__(self, transport: httpx.HTTPTransport) -> None:
+    def __init__(self, transport: PoolTransport) -> None:
         self.transport = transport
         self.busy = 0
 
@@ -213,7 +207,7 @@ class ShardedTransport(httpx.BaseTransport):
     def _new_shards(self) -> None:
         self._generation = fork.current()
         self._shards = [
-            _Shard(httpx.HTTPTransport(verify=self._tls, limits=_limits(SHARD_SIZE)))
+            _Shard(PoolTransport(self._tls, _limits(SHARD_SIZE), self._max_response_size))
             for _ in range(_shard_count(self._max_connections))
         ]
 
@@ -232,36 +226,11 @@ class ShardedTransport(httpx.BaseTransport):
         with self._lock:
             shard = min(self._current_shards(), key=_busy)
             shard.busy += 1
-        deadline = with_deadline(request)
-        limit = self._max_response_size
         try:
-            response = shard.transport.handle_request(request)
-            try:
-                size = head_size(response.headers.raw)
-                chunks = []
-                stream = response.stream
-                assert isinstance(stream, httpx.SyncByteStream)
-                for chunk in stream:
-                    size += len(chunk)
-                    if size > limit:
-                        # Closed before the body ends, httpcore drops the connection.
-                        raise too_large(limit, response.status_code, request)
-                    chunks.append(chunk)
-            finally:
-                response.close()
-        except httpx.TimeoutException as error:
-            raise total_timeout_error(error, deadline, request) from error
+            return shard.transport.handle_request(request)
         finally:
             with self._lock:
                 shard.busy -= 1
-        reply = httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=httpx.ByteStream(b"".join(chunks)),
-            extensions=response.extensions,
-        )
-        reply.read()
-        return reply
 
     def close(self) -> None:
         """Close every pool."""
