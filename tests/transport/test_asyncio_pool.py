@@ -225,6 +225,9 @@ REPLIES_THAT_END_THEIR_CONNECTION = {
     "connection-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
     "http-1.0": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
     "bytes-after-the-reply": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+    "keep-alive-timeout-0": (
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=0\r\nContent-Length: 2\r\n\r\n{}"
+    ),
 }
 
 
@@ -243,6 +246,25 @@ async def test_a_connection_whose_reply_ends_it_is_closed_by_the_client_not_reus
         # At once, not when the next request finds it unfit.
         await eventually(script.client_closed.is_set)
         assert (await http.get(server.url)).content == b"{}"
+    assert server.connections == 2
+
+
+async def test_a_connection_idle_past_the_servers_keep_alive_timeout_is_closed_not_reused(
+    make_pool: Callable[..., AsyncioPoolTransport],
+) -> None:
+    # Keep-Alive: timeout=2 leaves a second of margin: reused within 1 s, not after.
+    reply = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\nContent-Length: 2\r\n\r\n{}"
+    transport = make_pool(keepalive_expiry=60.0)
+    script = Script(reply, reply, close=False)
+    with ScriptedServer(in_turn(script, keep_alive)) as server:
+        async with client(transport) as http:
+            await http.get(server.url)
+            await http.get(server.url)
+            assert server.connections == 1
+            (connection,) = next(iter(transport._idle.values()))
+            assert connection.expiry == 1.0
+            connection.idle_since -= 1.0  # as if idle for a second
+            await http.get(server.url)
     assert server.connections == 2
 
 

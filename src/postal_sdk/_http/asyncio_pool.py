@@ -171,7 +171,7 @@ class _Connection(asyncio.Protocol):
 
     def expired(self, now: float) -> bool:
         """Whether an idle connection has been idle too long to be reused."""
-        return now - self.idle_since > self.expiry
+        return now - self.idle_since >= self.expiry
 
     def spoilt(self) -> bool:
         """Whether an idle connection was closed, or sent something, since its last reply."""
@@ -484,6 +484,9 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
             # The server closes it after that many idle seconds: stop using it well before.
             idle_timeout = reader.idle_timeout
             connection.expiry = min(connection.expiry, max(idle_timeout - 1.0, idle_timeout / 2))
+            if connection.expiry <= 0:
+                self._discard(connection)
+                return
         if self._no_reuse_until and self._no_reuse_until.get(connection.origin, 0.0) > now:
             self._discard(connection)
             return
