@@ -92,7 +92,8 @@ THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
-    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
+    transport.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
     session.install(".[aiohttp]", *BENCH_TOOLS)
@@ -105,3 +106,5 @@ def bench(session: nox.Session) -> None:
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    # The parser before and after, and AsyncPostal beside raw aiohttp, against main's tree.
+    session.run("python", "benchmarks/transport.py")

@@ -62,7 +62,8 @@ PUMA_HEAD = (
 )
 MESSAGE_REPLY_BODY = (
     b'{"status":"success","time":0.01,"flags":{},"data":{"id":12345,"token":"AbCdEfGhIjKl",'
-    b'"raw_message":"' + b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJz\\n" * 300
+    b'"raw_message":"'
+    + b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJz\\n" * 300
     + b'"}}'
 )
 REPLIES = {
@@ -84,7 +85,7 @@ def old_parser(baseline: str) -> types.ModuleType:
         check=True,
     ).stdout
     module = types.ModuleType("old_http11")
-    exec(compile(source, "old_http11.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, "old_http11.py", "exec"), module.__dict__)
     return module
 
 

@@ -383,11 +383,17 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         # Requests waiting for room would wait in vain: woken, they find the pool closed.
         while self._waiters:
             self._wake_one()
+        closed = False
         for connections in self._idle.values():
             for connection in connections:
+                closed = closed or connection.loop is _running_loop()
                 connection.close()
                 self._open -= 1
         self._idle.clear()
+        if closed:
+            # asyncio finishes closing a transport (its socket) on the loop's next iteration:
+            # let it, so that a loop that ends right after aclose() leaves no socket open.
+            await asyncio.sleep(0)
 
     # The pool.
 
@@ -633,6 +639,13 @@ def _httpx_error(
 
 def _too_large(error: ResponseTooLarge, request: httpx.Request) -> Exception:
     return ResponseTooLargeError(error.limit, error.status, f"{request.method} {request.url.path}")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # under trio
+        return None
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
