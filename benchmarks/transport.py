@@ -18,14 +18,17 @@ Writes benchmarks/results/transport.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -155,6 +158,72 @@ def parser_rows(baseline: str, seconds: float) -> list[tuple[str, float, float]]
     return rows
 
 
+class _ClosesAfterReply(asyncio.Protocol):
+    """Answers one request, keep-alive by its headers, then closes the connection at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head, found, body = self.buffer.partition(b"\r\n\r\n")
+        if not found:
+            return
+        match = re.search(rb"(?i)content-length: *([0-9]+)", head)
+        if len(body) >= (int(match.group(1)) if match else 0):
+            assert isinstance(self.transport, asyncio.WriteTransport)
+            self.transport.write(PUMA_HEAD % len(SEND_REPLY_BODY) + SEND_REPLY_BODY)
+            self.transport.close()
+
+
+def closes_after_reply_server() -> str:
+    """A server on a thread of its own that closes every connection after its reply."""
+    loop = asyncio.new_event_loop()
+    listening = loop.run_until_complete(
+        loop.create_server(_ClosesAfterReply, "127.0.0.1", 0, reuse_address=True)
+    )
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+
+
+def stale_rows(sends: int) -> list[tuple[str, int, int]]:
+    """Back-to-back sends to a server that closes after each reply: (client, failed, sent)."""
+    import httpx
+
+    from postal_sdk import AsyncPostal, Message, PostalError
+
+    url = closes_after_reply_server()
+    message = Message(from_="app@example.com", to=["john@example.com"], plain_body="Hello")
+    payload = {"to": ["john@example.com"], "from": "app@example.com", "plain_body": "Hello"}
+
+    async def sdk(backend: str) -> int:
+        failed = 0
+        async with AsyncPostal(url, "key", max_retries=0, http_backend=backend) as postal:  # type: ignore[arg-type]
+            for _ in range(sends):
+                try:
+                    await postal.send_message(message)
+                except PostalError:
+                    failed += 1
+        return failed
+
+    async def plain_httpx() -> int:
+        failed = 0
+        async with httpx.AsyncClient() as http:
+            for _ in range(sends):
+                try:
+                    (await http.post(url + "/api/v1/send/message", json=payload)).raise_for_status()
+                except httpx.HTTPError:
+                    failed += 1
+        return failed
+
+    return [
+        ("httpx.AsyncClient(), default pool", asyncio.run(plain_httpx()), sends),
+        ("AsyncPostal (default)", asyncio.run(sdk("httpx")), sends),
+        ("AsyncPostal (aiohttp extra)", asyncio.run(sdk("aiohttp")), sends),
+    ]
+
+
 CELL_NAMES = ["raw aiohttp", "AsyncPostal (default)"]
 IN_FLIGHT = [1, 64]
 
@@ -231,6 +300,7 @@ def pool_rows(
 
 
 def write(
+    stale: list[tuple[str, int, int]],
     parsers: list[tuple[str, float, float]],
     pools: dict[tuple[str, str, int], dict[str, list[float]]],
     baseline: str,
@@ -273,6 +343,19 @@ def write(
             f"| {tree} | {name} | {concurrency} | {statistics.median(entry['rate']):,.0f} | "
             f"{statistics.median(entry['cpu']):.0f} | {statistics.median(entry['ratio']):.2f}x |"
         )
+    lines += [
+        "",
+        "## A server that closes each connection right after its reply",
+        "",
+        "Back-to-back sends, one at a time, no retries, to a server that answers each request"
+        " as if keeping the connection alive and then closes it: each failure is a send that"
+        " met a connection being closed (and so cannot tell whether it was delivered).",
+        "",
+        "| Client | Failed | Sent | Failed share |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, failed, sent in stale:
+        lines.append(f"| {name} | {failed} | {sent} | {failed / sent:.1%} |")
     target = pools.get(("this tree", "AsyncPostal (default)", 64))
     if target:
         ratio = statistics.median(target["ratio"])
@@ -294,12 +377,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default="dbc33a4", help="the commit to compare with")
     parser.add_argument("--parser-only", action="store_true")
+    parser.add_argument("--stale-sends", type=int, default=1000)
     args = parser.parse_args()
+    stale = stale_rows(args.stale_sends)
+    for name, failed, sent in stale:
+        print(f"{name}: {failed} of {sent} sends failed", flush=True)
     parsers = parser_rows(args.baseline, min(args.seconds, 1.0))
     for name, old, new in parsers:
         print(f"{name}: {old:.1f} us -> {new:.1f} us", flush=True)
     pools = {} if args.parser_only else pool_rows(args.baseline, args.seconds, args.rounds)
-    write(parsers, pools, args.baseline, args.rounds)
+    write(stale, parsers, pools, args.baseline, args.rounds)
 
 
 if __name__ == "__main__":

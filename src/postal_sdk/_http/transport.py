@@ -34,6 +34,7 @@ import asyncio
 import math
 import ssl
 import threading
+import time
 from typing import Any, Literal
 
 import httpcore
@@ -67,6 +68,9 @@ SHARD_SIZE = 4
 """Connections per pool: small enough that httpcore's per-request scans cost nothing."""
 
 _KEEPALIVE_EXPIRY = 5.0
+
+_NO_REUSE_SPAN = 10.0
+"""Seconds the aiohttp backend asks for fresh connections to a server seen closing them."""
 
 
 def _limits(max_connections: int) -> httpx.Limits:
@@ -364,18 +368,27 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
         """httpx-aiohttp's transport, reading each reply whole and mapping errors truly."""
 
         _generation = fork.current()
+        _no_reuse_until: dict[tuple[bytes, bytes, int | None], float]
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             timeout = request.extensions.get("timeout", {})
             total = request.extensions.get("total_timeout")
+            headers = [
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in request.headers.raw
+            ]
+            url = request.url
+            origin = (url.raw_scheme, url.raw_host, url.port)
+            if self._no_reuse_until and self._no_reuse_until.get(origin, 0.0) > time.monotonic():
+                # aiohttp reuses a connection the server closed as its last reply ended, if
+                # the loop has not yet read the close: a send written on it fails, and may
+                # have been delivered. One turn of the loop reads it, so the pool drops it.
+                await asyncio.sleep(0)
             try:
                 async with self._session().request(
                     request.method,
-                    str(request.url),
-                    headers=[
-                        (name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in request.headers.raw
-                    ],
+                    str(url),
+                    headers=headers,
                     data=request.content or None,
                     allow_redirects=False,
                     auto_decompress=False,
@@ -396,6 +409,13 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
                             raise too_large(max_response_size, reply.status, request)
                         chunks.append(chunk)
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                if isinstance(
+                    error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+                ) and not isinstance(error, aiohttp.ClientConnectorError):
+                    # The connection was closed under the request (aiohttp found it closing
+                    # as it wrote, or no reply came): a server that closes each connection
+                    # after its reply. Stop reusing its connections for a while.
+                    self._no_reuse_until[origin] = time.monotonic() + _NO_REUSE_SPAN
                 kind = next(target for source, target in error_map if isinstance(error, source))
                 message = f"{type(error).__name__}: {error}"
                 if kind is httpx.ReadTimeout and total is not None and not str(error):
@@ -435,4 +455,6 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
                 self._generation = fork.current()
             await super().aclose()
 
-    return _AiohttpTransport(limits=_limits(max_connections))
+    transport = _AiohttpTransport(limits=_limits(max_connections))
+    transport._no_reuse_until = {}
+    return transport
