@@ -369,6 +369,8 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
 
         _generation = fork.current()
         _no_reuse_until: dict[tuple[bytes, bytes, int | None], float]
+        _closing: aiohttp.ClientSession | None = None
+        """A session that closes each connection after its reply, for the servers that do."""
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             timeout = request.extensions.get("timeout", {})
@@ -379,13 +381,14 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
             ]
             url = request.url
             origin = (url.raw_scheme, url.raw_host, url.port)
+            session = self._session()
             if self._no_reuse_until and self._no_reuse_until.get(origin, 0.0) > time.monotonic():
                 # aiohttp reuses a connection the server closed as its last reply ended, if
                 # the loop has not yet read the close: a send written on it fails, and may
-                # have been delivered. One turn of the loop reads it, so the pool drops it.
-                await asyncio.sleep(0)
+                # have been delivered. Connections closed after each reply are never reused.
+                session = self._closing_session()
             try:
-                async with self._session().request(
+                async with session.request(
                     request.method,
                     str(url),
                     headers=headers,
@@ -434,8 +437,8 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
             if self._generation != fork.current():
                 # A forked child: the parent's session, its connections and loop are not
                 # ours to touch.
-                fork.abandon(self.client)
-                self.client = None
+                fork.abandon((self.client, self._closing))
+                self.client = self._closing = None
                 self._generation = fork.current()
             if isinstance(self.client, aiohttp.ClientSession):
                 return self.client
@@ -448,11 +451,19 @@ def _aiohttp_transport(max_connections: int, max_response_size: int) -> httpx.As
             self.client = self.get_client()
             return self.client
 
+        def _closing_session(self) -> aiohttp.ClientSession:
+            if self._closing is None:
+                connector = aiohttp.TCPConnector(ssl=self.ssl_context, force_close=True)
+                self._closing = aiohttp.ClientSession(connector=connector)
+            return self._closing
+
         async def aclose(self) -> None:
             if self._generation != fork.current():
-                fork.abandon(self.client)
-                self.client = None
+                fork.abandon((self.client, self._closing))
+                self.client = self._closing = None
                 self._generation = fork.current()
+            if self._closing is not None:
+                await self._closing.close()
             await super().aclose()
 
     transport = _AiohttpTransport(limits=_limits(max_connections))
