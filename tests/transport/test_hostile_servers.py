@@ -224,8 +224,9 @@ def test_a_server_closing_every_connection_after_its_reply_fails_only_with_posta
     client.sends(30, failures=failures)
 
     assert all(type(error) is APIConnectionError for error in failures)
-    if client.transport == "asyncio":
-        # The first connection seen closed at once makes the pool stop reusing them.
+    if client.transport in ("asyncio", "aiohttp"):
+        # The first connection seen closed under a send makes them stop reusing connections.
         assert len(failures) <= 1
     else:
+        # httpcore's pool, as httpx's own: it loses the race now and then.
         assert len(failures) < 30
