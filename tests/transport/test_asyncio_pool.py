@@ -25,7 +25,6 @@ import anyio
 import httpx
 import pytest
 
-from postal_sdk._http import asyncio_pool as _asyncio_pool
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from tests.transport.support import (
     OK,
@@ -226,6 +225,9 @@ REPLIES_THAT_END_THEIR_CONNECTION = {
     "connection-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
     "http-1.0": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
     "bytes-after-the-reply": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+    "keep-alive-timeout-0": (
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=0\r\nContent-Length: 2\r\n\r\n{}"
+    ),
 }
 
 
@@ -244,6 +246,25 @@ async def test_a_connection_whose_reply_ends_it_is_closed_by_the_client_not_reus
         # At once, not when the next request finds it unfit.
         await eventually(script.client_closed.is_set)
         assert (await http.get(server.url)).content == b"{}"
+    assert server.connections == 2
+
+
+async def test_a_connection_idle_past_the_servers_keep_alive_timeout_is_closed_not_reused(
+    make_pool: Callable[..., AsyncioPoolTransport],
+) -> None:
+    # Keep-Alive: timeout=2 leaves a second of margin: reused within 1 s, not after.
+    reply = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\nContent-Length: 2\r\n\r\n{}"
+    transport = make_pool(keepalive_expiry=60.0)
+    script = Script(reply, reply, close=False)
+    with ScriptedServer(in_turn(script, keep_alive)) as server:
+        async with client(transport) as http:
+            await http.get(server.url)
+            await http.get(server.url)
+            assert server.connections == 1
+            (connection,) = next(iter(transport._idle.values()))
+            assert connection.expiry == 1.0
+            connection.idle_since -= 1.0  # as if idle for a second
+            await http.get(server.url)
     assert server.connections == 2
 
 
@@ -382,23 +403,6 @@ async def test_a_reply_larger_than_the_read_buffer_is_read_whole_and_its_connect
             # Reading stopped while the reply was in: the next one must start it again.
             assert (await http.get(server.url)).content == b"{}"
     assert server.connections == 1
-
-
-async def test_reading_stops_while_the_reply_is_not_taken_and_starts_again_when_it_is(
-    monkeypatch: pytest.MonkeyPatch, http: httpx.AsyncClient
-) -> None:
-    # The loop reads at most 256 KiB at a time, and the reply is taken between reads, so
-    # the real limit is reached only by chance; a limit of 0 is reached by every read.
-    monkeypatch.setattr(_asyncio_pool, "_READ_BUFFER_LIMIT", 0)
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(BIG), BIG)
-    with ScriptedServer(Script(reply, OK)) as server:
-        assert (await http.get(server.url)).content == BIG
-        # The connection went back to the pool with reading stopped.
-        assert (await http.get(server.url)).content == b"{}"
-    assert server.connections == 1
-
-
-# The pool.
 
 
 async def test_concurrent_requests_never_hold_more_connections_than_allowed(
@@ -697,7 +701,7 @@ BROKEN_REPLIES = {
         Script(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
         "before the body ended",
     ),
-    "not-http": (Script(b"SMTP ready\r\n\r\n"), "invalid status line"),
+    "not-http": (Script(b"SMTP ready\r\n\r\n"), "invalid response"),
     "switching-protocols": (
         Script(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", close=False),
         "switched protocols",

@@ -1,9 +1,9 @@
-"""The sans-IO HTTP/1.1 client in `postal_sdk._http.http11`: each framing and parsing rule, then
-two properties over generated responses, fed in random pieces.
+"""The HTTP/1.1 reading and writing in `postal_sdk._http.http11`: what the SDK adds to llhttp
+(httptools) for each rule, then two properties over generated responses, fed in random pieces.
 
-The differential property holds the parser to h11's verdicts, which the module promises to
-share. It leaves out, on purpose, the few inputs where the two differ and this parser follows
-RFC 9110/9112 more closely; each is named where the generator avoids it (`EXCLUDED`, below).
+The differential property holds the reader to h11's verdicts. It leaves out, on purpose, the
+inputs where llhttp decides otherwise; each is named where the generator avoids it
+(`EXCLUDED`, below), with why llhttp's verdict is safe for the SDK.
 """
 
 from __future__ import annotations
@@ -16,662 +16,293 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from postal_sdk._http import http11 as _http11
 from postal_sdk._http.http11 import (
-    CHUNKED,
-    LENGTH,
     MAX_HEAD_SIZE,
-    UNTIL_CLOSE,
-    BodyReader,
-    Head,
     ProtocolError,
-    parse_head,
+    ResponseReader,
+    ResponseTooLarge,
+    keep_alive_timeout,
     serialize_request_head,
 )
 
-OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 NEXT_RESPONSE = b"HTTP/1.1 204 No Content\r\n\r\n"
+LIMIT = 1 << 20
 
 
-def parse(data: bytes, method: bytes = b"GET") -> Head:
-    buffer = bytearray(data)
-    head = parse_head(buffer, method)
-    assert head is not None
-    return head
-
-
-def refuse(data: bytes, method: bytes = b"GET") -> None:
-    with pytest.raises(ProtocolError):
-        parse_head(bytearray(data), method)
-
-
-def read_body(head: Head, data: bytes) -> tuple[bytes, bytes]:
-    """The body and what is left, the server closing the connection after `data`."""
-    buffer = bytearray(data)
-    reader = BodyReader(head)
-    body = reader.read(buffer)
-    if not reader.done:
+def read(
+    *pieces: bytes, method: bytes = b"GET", limit: int = LIMIT, close: bool = True
+) -> ResponseReader:
+    """The reader after `pieces`, then (with `close`) the server closing the connection."""
+    reader = ResponseReader(method, limit)
+    for piece in pieces:
+        reader.feed(piece)
+    if close and not reader.done:
         reader.end_of_stream()
-    return body, bytes(buffer)
+    return reader
 
 
-# Status lines
+def feed_endlessly(reader: ResponseReader, piece: bytes) -> None:
+    """Feed `piece` again and again, as a server that never ends its reply; the reader must
+    refuse it before `LIMIT` bytes."""
+    for _ in range(LIMIT // len(piece) + 1):
+        reader.feed(piece)
+    pytest.fail("the reader took more than LIMIT bytes")
 
 
-def test_a_status_line_gives_the_version_status_and_reason() -> None:
-    head = parse(b"HTTP/1.1 404 Not Found\r\n\r\n")
-
-    assert (head.version, head.status, head.reason) == (b"1.1", 404, b"Not Found")
-
-
-@pytest.mark.parametrize("line", [b"HTTP/1.1 200", b"HTTP/1.1 200 "])
-def test_a_status_line_without_a_reason_is_accepted(line: bytes) -> None:
-    head = parse(line + b"\r\nContent-Length: 0\r\n\r\n")
-
-    assert (head.status, head.reason) == (200, b"")
+def refuse(*pieces: bytes, match: str | None = None, method: bytes = b"GET") -> None:
+    with pytest.raises(ProtocolError, match=match):
+        read(*pieces, method=method)
 
 
-def test_a_reason_may_hold_spaces_tabs_and_obs_text() -> None:
-    assert (
-        parse(b"HTTP/1.1 200 Tout \tva bien, caf\xe9\r\n\r\n").reason == b"Tout \tva bien, caf\xe9"
+# The reply's parts
+
+
+def test_a_reply_gives_its_version_status_reason_headers_and_body() -> None:
+    reader = read(b"HTTP/1.1 404 Not Found\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 2\r\n\r\n{}")
+
+    assert (reader.version, reader.status, reader.reason) == (b"1.1", 404, b"Not Found")
+    assert reader.headers == [(b"X-A", b"1"), (b"x-a", b"2"), (b"Content-Length", b"2")]
+    assert (reader.body, reader.done, reader.keep_alive, reader.trailing) == (
+        b"{}",
+        True,
+        True,
+        False,
     )
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        b"",
-        b"HTTP/1.1 20 OK",
-        b"HTTP/1.1 2000 OK",
-        b"HTTP/1.1  200 OK",
-        b"HTTP/1.1\t200 OK",
-        b"http/1.1 200 OK",
-        b"HTTP/11 200 OK",
-        b"HTTP/1.1 200 O\x00K",
-        b"ICY 200 OK",
-        b" HTTP/1.1 200 OK",
-    ],
-)
-def test_a_malformed_status_line_is_refused(line: bytes) -> None:
-    refuse(line + b"\r\n\r\n")
+def test_a_reply_read_one_byte_at_a_time_reads_the_same() -> None:
+    data = b"HTTP/1.1 200 All good\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    whole = read(data)
+    bytewise = read(*(bytes([byte]) for byte in data))
+
+    assert (bytewise.reason, bytewise.headers, bytewise.body) == (
+        whole.reason,
+        whole.headers,
+        whole.body,
+    )
+    assert bytewise.body == b"hello"
+
+
+def test_the_reply_is_done_only_once_its_last_byte_is_in() -> None:
+    reader = read(OK[:-1], close=False)
+
+    assert not reader.done
+    reader.feed(OK[-1:])
+    assert reader.done
 
 
 @pytest.mark.parametrize("code", [b"000", b"050", b"099"])
 def test_a_status_below_100_is_refused_rather_than_taken_for_an_interim_reply(code: bytes) -> None:
-    # The caller skips any status under 200 as a 1xx: a 0xx would have it wait for another.
     refuse(b"HTTP/1.1 " + code + b" Odd\r\nContent-Length: 0\r\n\r\n")
 
 
-def test_an_http_1_1_response_is_kept_alive() -> None:
-    assert parse(OK_HEAD).keep_alive
+def test_interim_replies_are_passed_over_for_the_final_one() -> None:
+    reader = read(b"HTTP/1.1 100 Continue\r\nX: interim\r\n\r\nHTTP/1.1 103 Hints\r\n\r\n" + OK)
 
-
-def test_an_http_1_0_response_is_not_kept_alive_even_when_it_asks_to_be() -> None:
-    head = parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n")
-
-    assert (head.version, head.framing, head.length, head.keep_alive) == (b"1.0", LENGTH, 5, False)
-
-
-@pytest.mark.parametrize("version", [b"1.2", b"1.9"])
-def test_a_later_http_1_minor_version_is_kept_alive_like_1_1(version: bytes) -> None:
-    # RFC 9112 section 2.3: a higher minor version is processed as the highest one known.
-    assert parse(b"HTTP/" + version + b" 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive
-
-
-# Header fields
-
-
-def test_header_names_keep_their_case_and_order_and_repeat() -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nx-id: 7\r\nSet-Cookie: b=2\r\n\r\n")
-
-    assert head.headers == [(b"Set-Cookie", b"a=1"), (b"x-id", b"7"), (b"Set-Cookie", b"b=2")]
-
-
-def test_bare_lf_line_endings_read_like_crlf() -> None:
-    crlf = parse(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n")
-    lf = parse(b"HTTP/1.1 200 OK\nA: 1\r\nB: 2\n\n")
-
-    assert (lf.status, lf.reason, lf.headers) == (crlf.status, crlf.reason, crlf.headers)
-
-
-def test_bare_lf_ends_the_head_after_a_crlf_line() -> None:
-    buffer = bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\nhello")
-
-    head = parse_head(buffer, b"GET")
-
-    assert head is not None
-    assert head.headers == [(b"Content-Length", b"5")]
-    assert buffer == b"hello"
-
-
-def test_whitespace_around_a_value_is_stripped_and_within_it_kept() -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\nX: \t a \t b \t\r\nY:c\r\nZ:\r\n\r\n")
-
-    assert head.headers == [(b"X", b"a \t b"), (b"Y", b"c"), (b"Z", b"")]
-
-
-def test_obs_text_in_a_value_is_accepted() -> None:
-    assert parse(b"HTTP/1.1 200 OK\r\nX: caf\xe9 \x80\xff\r\n\r\n").headers == [
-        (b"X", b"caf\xe9 \x80\xff")
-    ]
-
-
-def test_an_obs_fold_joins_the_continuation_with_one_space() -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\nX: a\r\n   b\r\n\tc\r\nY: d\n e\n\n")
-
-    assert head.headers == [(b"X", b"a b c"), (b"Y", b"d e")]
-
-
-@pytest.mark.parametrize(
-    ("lines", "value"),
-    [
-        (b"X:\r\n b\r\n", b"b"),
-        (b"X: \r\n b\r\n", b"b"),
-        (b"X: a\r\n \r\n", b"a"),
-        (b"X: a\r\n b \t\r\n", b"a b"),
-    ],
-)
-def test_an_obs_fold_leaves_no_whitespace_at_either_end_of_the_value(
-    lines: bytes, value: bytes
-) -> None:
-    # A field value never starts or ends with whitespace (RFC 9110 section 5.5), fold or not.
-    assert parse(b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n").headers == [(b"X", value)]
-
-
-def test_an_obs_fold_replaces_the_whitespace_before_it_as_well() -> None:
-    # RFC 9112 section 5.2: the whole fold, whitespace either side of the line break, is SP.
-    assert parse(b"HTTP/1.1 200 OK\r\nX: a \t\r\n \tb\r\n\r\n").headers == [(b"X", b"a b")]
-
-
-def test_a_continuation_line_before_any_header_is_refused() -> None:
-    refuse(b"HTTP/1.1 200 OK\r\n folded: x\r\nA: 1\r\n\r\n")
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b"X : a",
-        b"X\t: a",
-        b"no colon",
-        b": a",
-        b"X(y): a",
-        b"Caf\xe9: a",
-        b"X: a\x00b",
-        b"X: a\rb",
-        b"X: a\x0bb",
-        b"X: a\x0cb",
-        b"X: a\r",
-    ],
-)
-def test_a_malformed_header_line_is_refused(line: bytes) -> None:
-    refuse(b"HTTP/1.1 200 OK\r\nA: 1\r\n" + line + b"\r\n\r\n")
-
-
-def test_control_characters_h11_lets_through_are_kept_in_values_and_the_reason() -> None:
-    # As with h11 before: a server that sends them in a cookie or a reason still works.
-    head = parse(b"HTTP/1.1 200 O\x01K\r\nX: a\x7fb\r\nY: a\x01b\r\nContent-Length: 0\r\n\r\n")
-    assert head.reason == b"O\x01K"
-    assert head.headers[:2] == [(b"X", b"a\x7fb"), (b"Y", b"a\x01b")]
-
-
-# Content-Length
-
-
-def test_content_length_frames_the_body() -> None:
-    head = parse(OK_HEAD)
-
-    assert (head.framing, head.length) == (LENGTH, 5)
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        b"Content-Length: 5\r\ncontent-length: 5\r\n",
-        b"Content-Length: 5, 5\r\n",
-        b"Content-Length: 5 ,5\r\nContent-Length: 5\r\n",
-    ],
-)
-def test_duplicate_content_lengths_that_agree_are_accepted(fields: bytes) -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n")
-
-    assert (head.framing, head.length) == (LENGTH, 5)
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        b"Content-Length: 5\r\nContent-Length: 6\r\n",
-        b"Content-Length: 5, 6\r\n",
-        b"Content-Length: 5,\r\n",
-        b"Content-Length: 5\r\nContent-Length: 05\r\n",
-    ],
-)
-def test_conflicting_content_lengths_are_refused(fields: bytes) -> None:
-    refuse(b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n")
-
-
-@pytest.mark.parametrize("value", [b"", b"abc", b"+5", b"-1", b"5 5", b"0x5", b"5.0", b"\xb5"])
-def test_a_content_length_that_is_not_digits_is_refused(value: bytes) -> None:
-    refuse(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\n")
-
-
-def test_a_content_length_of_twenty_digits_is_accepted() -> None:
-    assert (
-        parse(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 20 + b"\r\n\r\n").length == 10**20 - 1
+    assert (reader.status, reader.reason, reader.headers, reader.body) == (
+        200,
+        b"OK",
+        [(b"Content-Length", b"5")],
+        b"hello",
     )
 
 
-@pytest.mark.parametrize("digits", [21, 5000])
-def test_a_content_length_of_more_than_twenty_digits_is_refused(digits: int) -> None:
-    # Beyond 4300 digits int() would raise ValueError, which no caller expects.
-    refuse(b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * digits + b"\r\n\r\n")
+def test_switching_protocols_is_refused() -> None:
+    refuse(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", match="switched")
 
 
-@pytest.mark.parametrize(("status", "method"), [(b"204", b"GET"), (b"200", b"HEAD")])
-def test_a_bad_content_length_is_refused_even_where_no_body_can_follow(
-    status: bytes, method: bytes
-) -> None:
-    refuse(b"HTTP/1.1 " + status + b" X\r\nContent-Length: 1, 2\r\n\r\n", method)
+def test_a_malformed_reply_is_refused() -> None:
+    refuse(b"SMTP ready\r\n\r\n", match="invalid response")
 
 
-# Transfer-Encoding
+# Keeping the connection
 
 
-@pytest.mark.parametrize("value", [b"chunked", b"Chunked", b"CHUNKED", b" chunked\t"])
-def test_transfer_encoding_chunked_frames_the_body(value: bytes) -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:" + value + b"\r\n\r\n")
+def test_an_http_1_0_reply_is_not_kept_alive_even_when_it_asks_to_be() -> None:
+    reader = read(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
 
-    assert (head.framing, head.keep_alive) == (CHUNKED, True)
-
-
-def test_transfer_encoding_wins_over_content_length() -> None:
-    data = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-    head = parse(data)
-
-    assert head.framing == CHUNKED
-    assert read_body(head, b"5\r\nhello\r\n0\r\n\r\n") == (b"hello", b"")
+    assert (reader.version, reader.keep_alive) == (b"1.0", False)
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        b"Transfer-Encoding: gzip\r\n",
-        b"Transfer-Encoding: identity\r\n",
-        b"Transfer-Encoding: gzip, chunked\r\n",
-        b"Transfer-Encoding: chunked, gzip\r\n",
-        b"Transfer-Encoding: chunked, chunked\r\n",
-        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
-        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
-        b"Transfer-Encoding: chunked;q=1\r\n",
-    ],
-)
-def test_a_transfer_encoding_other_than_chunked_alone_is_refused(fields: bytes) -> None:
-    refuse(b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n")
+@pytest.mark.parametrize("value", [b"close", b"Close", b"keep-alive, close"])
+def test_connection_close_ends_keep_alive_though_read_after_the_reply(value: bytes) -> None:
+    # llhttp reports False for every message once it is complete: it is read at the head.
+    reader = read(b"HTTP/1.1 200 OK\r\nConnection: " + value + b"\r\nContent-Length: 0\r\n\r\n")
 
-
-@pytest.mark.parametrize("value", [b"", b" ", b","])
-def test_an_empty_transfer_encoding_is_refused_not_ignored_for_content_length(value: bytes) -> None:
-    # Ignored, it would leave Content-Length to frame a body that a proxy, seeing a
-    # Transfer-Encoding, may have framed otherwise (RFC 9112 section 6.3).
-    refuse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding:" + value + b"\r\nContent-Length: 3\r\n\r\n")
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        b"Transfer-Encoding: chunked,\r\n",
-        b"Transfer-Encoding: , chunked , \r\n",
-        b"Transfer-Encoding:\r\nTransfer-Encoding: chunked\r\n",
-    ],
-)
-def test_empty_elements_beside_chunked_are_ignored(fields: bytes) -> None:
-    # RFC 9110 sections 5.3 and 5.6.1: field lines make one list, its empty elements ignored.
-    assert parse(b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n").framing == CHUNKED
-
-
-def test_transfer_encoding_is_not_checked_on_a_reply_to_head() -> None:
-    # RFC 9112 section 6.1 lets a reply to HEAD name the codings a GET would have had.
-    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-
-    assert parse(data, b"HEAD").length == 0
-
-
-# Connection and keep-alive
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        b"Connection: close\r\n",
-        b"Connection: Close\r\n",
-        b"Connection: keep-alive, close\r\n",
-        b"Connection: \tCLOSE , upgrade\r\n",
-        b"Connection: keep-alive\r\nConnection: close\r\n",
-    ],
-)
-def test_connection_close_ends_keep_alive(fields: bytes) -> None:
-    assert not parse(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 0\r\n\r\n").keep_alive
-
-
-@pytest.mark.parametrize("value", [b"closed", b"x-close", b"keep-alive", b"upgrade"])
-def test_a_connection_token_other_than_close_keeps_alive(value: bytes) -> None:
-    assert parse(
-        b"HTTP/1.1 200 OK\r\nConnection: " + value + b"\r\nContent-Length: 0\r\n\r\n"
-    ).keep_alive
-
-
-def test_a_response_without_a_length_is_read_until_close_and_not_kept_alive() -> None:
-    head = parse(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n")
-
-    assert (head.framing, head.keep_alive) == (UNTIL_CLOSE, False)
-
-
-# Responses that cannot have a body
-
-
-@pytest.mark.parametrize(
-    ("status", "method"),
-    [(b"100", b"GET"), (b"103", b"GET"), (b"204", b"GET"), (b"304", b"GET"), (b"200", b"HEAD")],
-)
-@pytest.mark.parametrize("framing", [b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"])
-def test_a_response_that_cannot_have_a_body_has_none_whatever_its_headers_say(
-    status: bytes, method: bytes, framing: bytes
-) -> None:
-    buffer = bytearray(b"HTTP/1.1 " + status + b" X\r\n" + framing + b"\r\n" + NEXT_RESPONSE)
-
-    head = parse_head(buffer, method)
-
-    assert head is not None
-    assert (head.framing, head.length, head.keep_alive) == (LENGTH, 0, True)
-    reader = BodyReader(head)
     assert reader.done
-    assert reader.read(buffer) == b""
-    assert buffer == NEXT_RESPONSE
+    assert not reader.keep_alive
 
 
-def test_interim_responses_come_off_the_buffer_one_head_at_a_time() -> None:
-    buffer = bytearray(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\nLink: </a>\n\n" + OK_HEAD)
-
-    statuses = [head.status for head in iter(lambda: parse_head(buffer, b"GET"), None)]
-
-    assert statuses == [100, 103, 200]
-    assert buffer == b""
+def test_a_reply_without_connection_close_is_kept_alive_after_it_is_complete() -> None:
+    assert read(OK).keep_alive
 
 
-# Incomplete and oversized heads
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"timeout=5", 5.0),
+        (b"timeout=5, max=100", 5.0),
+        (b"max=100, timeout=15", 15.0),
+        (b'TIMEOUT = "2"', 2.0),
+        (b"max=100", None),
+        (b"timeout=soon", None),
+        (b"xtimeout=5", None),
+    ],
+)
+def test_the_servers_keep_alive_timeout_is_read(value: bytes, seconds: float | None) -> None:
+    assert keep_alive_timeout(value) == seconds
+    reply = b"HTTP/1.1 200 OK\r\nKeep-Alive: " + value + b"\r\nContent-Length: 0\r\n\r\n"
+    assert read(reply).idle_timeout == seconds
 
 
-def test_an_incomplete_head_returns_none_and_leaves_the_buffer_intact() -> None:
-    for end in range(len(OK_HEAD)):
-        buffer = bytearray(OK_HEAD[:end])
-
-        assert parse_head(buffer, b"GET") is None
-        assert buffer == OK_HEAD[:end]
+@pytest.mark.parametrize("after", [NEXT_RESPONSE, b"garbage", b"HTTP/1.1 2"])
+def test_bytes_after_the_reply_mark_the_connection_spoilt(after: bytes) -> None:
+    assert read(OK + after).trailing
+    assert read(OK, after).trailing
 
 
-def test_the_bytes_after_the_head_stay_in_the_buffer() -> None:
-    buffer = bytearray(OK_HEAD + b"hello" + NEXT_RESPONSE)
+# Where the body ends
 
-    parse_head(buffer, b"GET")
 
-    assert buffer == b"hello" + NEXT_RESPONSE
+def test_a_body_without_a_length_ends_when_the_server_closes() -> None:
+    # httptools has no finish(): the end of the stream is the end of this body.
+    reader = read(b"HTTP/1.1 200 OK\r\n\r\nall of ", b"it")
+
+    assert (reader.body, reader.done, reader.keep_alive) == (b"all of it", True, False)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    ],
+)
+def test_a_framed_body_cut_short_by_the_close_is_refused(data: bytes) -> None:
+    refuse(data, match="before the body ended")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [(b"", "without replying"), (b"HTTP/1.1 200 OK\r\nContent-Le", "in the middle")],
+)
+def test_a_close_before_the_head_is_in_is_refused(data: bytes, match: str) -> None:
+    refuse(data, match=match)
+
+
+def test_trailers_are_read_and_dropped() -> None:
+    reader = read(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX: t\r\n\r\n"
+    )
+
+    assert (reader.headers, reader.body) == ([(b"Transfer-Encoding", b"chunked")], b"hello")
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"chunked, gzip", b"gzip, chunked", b"identity"])
+def test_a_transfer_encoding_other_than_chunked_alone_is_refused(coding: bytes) -> None:
+    refuse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+    ],
+)
+def test_a_reply_that_cannot_have_a_body_has_none_whatever_its_headers_say(data: bytes) -> None:
+    reader = read(data, close=False)
+
+    assert (reader.done, reader.body, reader.keep_alive) == (True, b"", True)
+
+
+def test_a_reply_to_head_ends_at_its_head_and_keeps_the_connection() -> None:
+    # llhttp's callbacks cannot say "no body" (httptools never returns 1 from them).
+    reader = read(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", method=b"HEAD", close=False)
+
+    assert (reader.done, reader.body, reader.keep_alive, reader.trailing) == (
+        True,
+        b"",
+        True,
+        False,
+    )
+
+
+def test_a_reply_to_head_after_an_interim_one_ends_at_the_final_head() -> None:
+    data = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"
+
+    for cut in range(1, len(data)):
+        reader = read(data[:cut], data[cut:], method=b"HEAD", close=False)
+        assert (reader.done, reader.status, reader.trailing) == (True, 200, False)
+
+
+@pytest.mark.parametrize("after", [NEXT_RESPONSE, b"x"])
+def test_bytes_after_a_reply_to_head_mark_the_connection_spoilt(after: bytes) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+
+    assert read(head + after, method=b"HEAD").trailing
+    assert read(head, after, method=b"HEAD").trailing
+
+
+# Bounds
+
+
+def test_a_reply_within_the_size_limit_is_read() -> None:
+    assert read(OK, limit=len(OK)).body == b"hello"
+
+
+@pytest.mark.parametrize("pieces", [[OK], [OK[:10], OK[10:]], [bytes([byte]) for byte in OK]])
+def test_a_reply_one_byte_over_the_size_limit_is_refused_however_it_arrives(
+    pieces: list[bytes],
+) -> None:
+    with pytest.raises(ResponseTooLarge) as caught:
+        read(*pieces, limit=len(OK) - 1)
+    assert caught.value.limit == len(OK) - 1
+
+
+def test_the_size_limit_counts_the_head_so_endless_headers_end() -> None:
+    reader = ResponseReader(b"GET", 10_000)
+    reader.feed(b"HTTP/1.1 200 OK\r\n")
+
+    with pytest.raises(ResponseTooLarge):
+        feed_endlessly(reader, b"X-Endless: 0123456789\r\n")
+    assert reader.size <= 10_000 + 24
+    assert reader.status == 0
+
+
+def test_the_size_limit_reports_the_status_once_the_head_is_in() -> None:
+    with pytest.raises(ResponseTooLarge) as caught:
+        read(b"HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n", b"x" * 100, limit=100)
+    assert caught.value.status == 404
 
 
 def head_of_size(size: int) -> bytes:
+    """A reply's head of exactly `size` bytes, its blank line included."""
     start = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: "
     return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
 
 
-def parse_in_two(data: bytes, cut: int) -> Head | None:
-    buffer = bytearray(data[:cut])
-    head = parse_head(buffer, b"GET")
-    if head is None:
-        buffer += data[cut:]
-        head = parse_head(buffer, b"GET")
-    return head
+def test_a_head_well_within_the_maximum_is_accepted() -> None:
+    assert read(head_of_size(MAX_HEAD_SIZE - 1024)).done
 
 
-def test_a_head_of_the_maximum_size_is_accepted_wherever_it_is_split() -> None:
-    data = head_of_size(MAX_HEAD_SIZE)
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "in-pieces"])
+def test_a_head_over_the_maximum_is_refused(whole: bool) -> None:
+    data = head_of_size(MAX_HEAD_SIZE + 1024)
+    pieces = [data] if whole else [data[i : i + 1000] for i in range(0, len(data), 1000)]
 
-    for cut in range(len(data) - 6, len(data) + 1):
-        head = parse_in_two(data, cut)
-        assert head is not None
-        assert head.headers[-1] == (
-            b"X",
-            data[len(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: ") : -4],
-        )
-
-
-def test_a_head_one_byte_over_the_maximum_is_refused_wherever_it_is_split() -> None:
-    data = head_of_size(MAX_HEAD_SIZE + 1)
-
-    for cut in range(len(data) - 6, len(data) + 1):
-        with pytest.raises(ProtocolError, match="too large"):
-            parse_in_two(data, cut)
+    with pytest.raises(ProtocolError, match="too large"):
+        read(*pieces)
 
 
 def test_a_head_without_its_end_is_refused_once_it_cannot_fit() -> None:
-    start = head_of_size(2 * MAX_HEAD_SIZE)[:-4]
-    assert parse_head(bytearray(start[: MAX_HEAD_SIZE - 1]), b"GET") is None
+    reader = ResponseReader(b"GET", LIMIT)
+    reader.feed(b"HTTP/1.1 200 OK\r\nX: ")
 
     with pytest.raises(ProtocolError, match="too large"):
-        parse_head(bytearray(start[:MAX_HEAD_SIZE]), b"GET")
-
-
-def test_a_head_whose_end_is_present_but_beyond_the_limit_is_refused() -> None:
-    with pytest.raises(ProtocolError, match="too large"):
-        parse_head(bytearray(head_of_size(2 * MAX_HEAD_SIZE)), b"GET")
-
-
-# Bodies framed by Content-Length or by the server closing
-
-
-def test_a_length_body_reader_leaves_the_next_response_in_the_buffer() -> None:
-    assert read_body(parse(OK_HEAD), b"hello" + NEXT_RESPONSE) == (b"hello", NEXT_RESPONSE)
-
-
-def test_a_length_body_arriving_byte_by_byte_reads_the_same() -> None:
-    reader = BodyReader(parse(OK_HEAD))
-    buffer = bytearray()
-    body = b""
-
-    for byte in b"hello!":
-        buffer.append(byte)
-        body += reader.read(buffer)
-
-    assert (body, reader.done, bytes(buffer)) == (b"hello", True, b"!")
-
-
-def test_a_zero_length_body_is_done_before_reading() -> None:
-    reader = BodyReader(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-
-    assert reader.done
-    assert reader.read(bytearray(b"x")) == b""
-
-
-def test_a_truncated_length_body_is_refused_at_end_of_stream() -> None:
-    reader = BodyReader(parse(OK_HEAD))
-    assert reader.read(bytearray(b"hell")) == b"hell"
-
-    with pytest.raises(ProtocolError, match="closed"):
-        reader.end_of_stream()
-
-
-def test_a_complete_body_is_unaffected_by_end_of_stream() -> None:
-    reader = BodyReader(parse(OK_HEAD))
-    reader.read(bytearray(b"hello"))
-
-    reader.end_of_stream()
-
-    assert reader.done
-
-
-def test_a_body_without_a_length_ends_at_end_of_stream() -> None:
-    head = parse(b"HTTP/1.0 200 OK\r\n\r\n")
-    reader = BodyReader(head)
-    buffer = bytearray(b"every")
-
-    pieces = [reader.read(buffer)]
-    buffer += b"thing"
-    pieces.append(reader.read(buffer))
-
-    assert not reader.done
-    reader.end_of_stream()
-    assert (b"".join(pieces), reader.done, bytes(buffer)) == (b"everything", True, b"")
-
-
-# Chunked bodies
-
-CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-CHUNKED_BODY = b"5\r\nhello\r\n1;name=value\r\n,\r\nA\r\n the world\r\n0\r\n\r\n"
-
-
-def test_a_chunked_body_is_decoded() -> None:
-    assert read_body(parse(CHUNKED_HEAD), CHUNKED_BODY) == (b"hello, the world", b"")
-
-
-def test_a_chunked_body_split_anywhere_reads_the_same() -> None:
-    for cut in range(len(CHUNKED_BODY) + 1):
-        reader = BodyReader(parse(CHUNKED_HEAD))
-        buffer = bytearray(CHUNKED_BODY[:cut])
-        body = reader.read(buffer)
-        buffer += CHUNKED_BODY[cut:]
-        body += reader.read(buffer)
-
-        assert (body, reader.done, bytes(buffer)) == (b"hello, the world", True, b"")
-
-
-def test_a_chunked_body_reader_leaves_the_next_response_in_the_buffer() -> None:
-    body, rest = read_body(parse(CHUNKED_HEAD), CHUNKED_BODY + NEXT_RESPONSE)
-
-    assert (body, rest) == (b"hello, the world", NEXT_RESPONSE)
-
-
-@pytest.mark.parametrize(
-    "size_line",
-    [
-        b"5",
-        b"05",
-        b"0005",
-        b"5;a=b",
-        b'5;a="x;y z";b',
-        b"5;",
-        b"5 ",
-        b"5\t",
-        b"5;a=b \t",
-        b"5 ;a=b",
-    ],
-)
-def test_chunk_extensions_and_whitespace_after_the_size_are_ignored(size_line: bytes) -> None:
-    # "5 ;a=b" is the bad whitespace RFC 9112 section 7.1.1 allows before ";" (h11 does not).
-    data = size_line + b"\r\nhello\r\n0\r\n\r\n"
-
-    assert read_body(parse(CHUNKED_HEAD), data) == (b"hello", b"")
-
-
-def test_chunk_sizes_are_hexadecimal_in_either_case() -> None:
-    data = b"a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n"
-
-    assert read_body(parse(CHUNKED_HEAD), data)[0] == b"0123456789abcdefghijk"
-
-
-@pytest.mark.parametrize(
-    "ending", [b"\r\n", b"\n", b"Expires: never\r\n\r\n", b"A: 1\nB: 2\n  folded\n\n"]
-)
-def test_trailers_are_read_and_dropped(ending: bytes) -> None:
-    data = b"5\r\nhello\r\n0\r\n" + ending + NEXT_RESPONSE
-
-    assert read_body(parse(CHUNKED_HEAD), data) == (b"hello", NEXT_RESPONSE)
-
-
-def test_framing_fields_in_a_trailer_are_dropped_unread() -> None:
-    data = b"5\r\nhello\r\n0\r\nContent-Length: x\r\nTransfer-Encoding: gzip\r\n\r\n"
-
-    assert read_body(parse(CHUNKED_HEAD), data) == (b"hello", b"")
-
-
-@pytest.mark.parametrize(
-    "trailer",
-    [b" folded: x\r\n\r\n", b"Bad Name: x\r\n\r\n", b"X: a\x00\r\n\r\n", b"0;again\r\n\r\n"],
-)
-def test_a_malformed_trailer_is_refused(trailer: bytes) -> None:
-    with pytest.raises(ProtocolError):
-        read_body(parse(CHUNKED_HEAD), b"0\r\n" + trailer)
-
-
-@pytest.mark.parametrize(
-    "size_line",
-    [b"", b"zz", b"-1", b"+5", b"0x5", b" 5", b"5\n", b"5;a\rb", b"1" * 21, b"5 5", b"5\x00"],
-)
-def test_a_bad_chunk_size_line_is_refused(size_line: bytes) -> None:
-    with pytest.raises(ProtocolError):
-        read_body(parse(CHUNKED_HEAD), size_line + b"\r\nhello\r\n0\r\n\r\n")
-
-
-@pytest.mark.parametrize("after_data", [b"XX", b"\n0\r\n\r\n", b"\r0\r\n\r\n", b"!\r\n0\r\n\r\n"])
-def test_a_chunk_not_followed_by_crlf_is_refused(after_data: bytes) -> None:
-    with pytest.raises(ProtocolError, match="CRLF"):
-        read_body(parse(CHUNKED_HEAD), b"5\r\nhello" + after_data)
-
-
-def read_chunks_in_two(data: bytes, cut: int) -> bytes:
-    reader = BodyReader(parse(CHUNKED_HEAD))
-    buffer = bytearray(data[:cut])
-    body = reader.read(buffer)
-    buffer += data[cut:]
-    body += reader.read(buffer)
-    assert reader.done
-    return body
-
-
-def size_line_of(length: int) -> bytes:
-    """A chunk size line of `length` bytes, its CRLF included."""
-    return b"5;x=" + b"y" * (length - 6) + b"\r\n"
-
-
-def test_a_chunk_size_line_of_the_maximum_length_is_accepted_wherever_it_is_split() -> None:
-    data = size_line_of(_http11._MAX_CHUNK_LINE) + b"hello\r\n0\r\n\r\n"
-
-    for cut in range(_http11._MAX_CHUNK_LINE - 4, _http11._MAX_CHUNK_LINE + 1):
-        assert read_chunks_in_two(data, cut) == b"hello"
-
-
-def test_a_chunk_size_line_over_the_maximum_length_is_refused_wherever_it_is_split() -> None:
-    data = size_line_of(_http11._MAX_CHUNK_LINE + 1) + b"hello\r\n0\r\n\r\n"
-
-    for cut in range(_http11._MAX_CHUNK_LINE - 4, _http11._MAX_CHUNK_LINE + 2):
-        with pytest.raises(ProtocolError, match="too long"):
-            read_chunks_in_two(data, cut)
-
-
-def trailer_of_size(size: int) -> bytes:
-    return b"X: " + b"t" * (size - 7) + b"\r\n\r\n"
-
-
-def test_a_trailer_of_the_maximum_size_is_accepted_wherever_it_is_split() -> None:
-    data = b"0\r\n" + trailer_of_size(MAX_HEAD_SIZE)
-
-    for cut in range(len(data) - 6, len(data) + 1):
-        assert read_chunks_in_two(data, cut) == b""
-
-
-def test_a_trailer_over_the_maximum_size_is_refused_wherever_it_is_split() -> None:
-    data = b"0\r\n" + trailer_of_size(MAX_HEAD_SIZE + 1)
-
-    for cut in [*range(len(data) - 6, len(data) + 1), 3 + MAX_HEAD_SIZE]:
-        with pytest.raises(ProtocolError, match="too large"):
-            read_chunks_in_two(data, cut)
-
-
-def test_a_chunked_body_truncated_anywhere_is_refused_at_end_of_stream() -> None:
-    for end in range(len(CHUNKED_BODY)):
-        reader = BodyReader(parse(CHUNKED_HEAD))
-        reader.read(bytearray(CHUNKED_BODY[:end]))
-
-        assert not reader.done
-        with pytest.raises(ProtocolError, match="closed"):
-            reader.end_of_stream()
+        feed_endlessly(reader, b"a" * 1000)
 
 
 # Request heads
@@ -741,28 +372,36 @@ def test_an_invalid_request_target_is_refused(target: bytes) -> None:
 
 # Properties over generated responses
 #
-# EXCLUDED: what the generator never produces, because h11 and this parser differ on it and
-# this parser's side is the RFC's and safe:
-#  1. Whitespace at the end of a line that an obs-fold continues. h11 keeps it beside the
-#     space it adds; RFC 9112 section 5.2 has the whole fold replaced by spaces, which this
-#     parser does with one, so the values differ only in spaces (or a tab h11 keeps).
-#  2. Empty list elements in Transfer-Encoding: "chunked," or an empty field line beside a
-#     "chunked" one (field lines combine into one list, RFC 9110 section 5.3). Section 5.6.1
-#     has them ignored, as this parser does; h11 wants exactly one field, exactly "chunked".
-#  3. A Transfer-Encoding other than one "chunked" on a response that cannot have a body
-#     (1xx, 204, 304, reply to HEAD). RFC 9112 section 6.3 ends those at the head whatever
-#     their fields, and section 6.1 allows codings on 304s and replies to HEAD; h11 checks it.
-#  4. Content-Length or Transfer-Encoding in a trailer, which h11 validates as if it were in
-#     the head; trailers are dropped here, so their meaning cannot frame anything.
-#  5. Bad whitespace before a chunk extension's ";" (RFC 9112 section 7.1.1 allows it; h11
-#     does not), and a CR inside an extension (outside its grammar; h11 takes anything).
+# EXCLUDED: what the generator never produces, because h11 and llhttp (with the checks this
+# module adds) differ on it. In every case llhttp refuses what h11 accepts (or, 9, may):
+# stricter, never a reply misread. The SDK's own replies (Postal's, through Puma or a proxy)
+# come nowhere near these corners.
+#  1. Obsolete line folding (RFC 9112 section 5.2): llhttp refuses every obs-fold.
+#  2. Control characters other than HTAB in a field value (h11 keeps them).
+#  3. Agreeing duplicate Content-Lengths ("5, 5", or two fields); RFC 9110 section 8.6 lets
+#     a recipient refuse them. Lengths of 2**64 and more (h11 takes 20 digits).
+#  4. Content-Length beside Transfer-Encoding: RFC 9112 section 6.1 says such a message
+#     "ought to be handled as an error", as llhttp does; h11 lets Transfer-Encoding win.
+#     Empty list elements beside "chunked" (h11 wants exactly one field, exactly "chunked").
+#     A Transfer-Encoding on a reply that cannot have a body (1xx, 204, 304, reply to HEAD).
+#     A tab after "chunked" (llhttp then reads to the close, which the SDK refuses).
+#  5. Framing fields (Content-Length, Transfer-Encoding, Connection) on an interim 1xx
+#     reply: llhttp applies them to it, h11 ignores them.
+#  6. HTTP versions other than 1.0 and 1.1 (llhttp refuses 1.2, and reads 2.0 as not kept
+#     alive), whitespace after a chunk size, and a CR inside a chunk extension.
+#  7. Framing fields in a trailer, which h11 validates as if they were in the head; trailers
+#     are dropped here, so their meaning cannot frame anything.
+#  8. Lines that end in a bare LF (RFC 9112 section 2.2 lets a recipient accept them; h11
+#     does). Accepting them would also take a chunk's data ending in a bare LF.
+#  9. An empty line alone after a reply, which llhttp passes over after some replies and
+#     refuses after others: at worst a connection is not reused.
 # The generator also keeps heads and chunk lines far below both sides' size limits, which
-# differ (h11: 16 KiB for anything incomplete; here: MAX_HEAD_SIZE and 1 KiB chunk lines),
-# and are pinned by the examples above.
+# differ (h11: 16 KiB for anything incomplete; here: MAX_HEAD_SIZE, and the reply's size
+# limit for everything), and are pinned by the examples above.
 
 REFUSED = "refused"
 
-EOL = st.sampled_from([b"\r\n", b"\r\n", b"\n"])
+EOL = st.just(b"\r\n")  # EXCLUDED 8: no bare LF.
 OWS = st.sampled_from([b"", b"", b" ", b"\t", b" \t "])
 NAMES = st.sampled_from([b"Content-Type", b"x-request-id", b"Set-Cookie", b"Server", b"A"])
 BAD_NAMES = st.sampled_from([b"", b"Bad Name", b"X(y)", b"X\x00", b"\xe9t\xe9", b"X "])
@@ -770,14 +409,16 @@ VALUE_PIECES = st.sampled_from(
     [
         *(b"a", b"Z", b"7", b"-", b",", b";", b"=", b'"', b"/", b"\x80", b"\xff", b"close"),
         *(b" ", b"\t"),
-        *(b"\x01", b"\x1f", b"\x7f"),  # Control characters both keep.
+        # EXCLUDED 2: no control characters but HTAB.
     ]
 )
 # Refused by both in a value: NUL and CR outright, VT and FF as whitespace h11's grammar lacks.
 BAD_VALUE_BYTES = st.sampled_from([b"\x00", b"\r", b"\x0b", b"\x0c"])
-CHUNK_EXTENSIONS = st.sampled_from([b"", b"", b";a=b", b";x", b';q="v w"', b";a=b;c", b"\t", b" "])
+# EXCLUDED 6: no whitespace after the size.
+CHUNK_EXTENSIONS = st.sampled_from([b"", b"", b";a=b", b";x", b';q="v w"', b";a=b;c"])
 BAD_SIZE_LINES = st.sampled_from([b"", b"zz", b"-1", b"0x5", b" 5", b"5\n", b"1" * 21, b"5 5"])
-TRAILING = st.sampled_from([b"", b"", b"", NEXT_RESPONSE, b"garbage", b"\r\n", b"0\r\n\r\n"])
+# EXCLUDED 9: no empty line alone after the reply.
+TRAILING = st.sampled_from([b"", b"", b"", NEXT_RESPONSE, b"garbage", b"0\r\n\r\n"])
 
 
 def rarely(draw: st.DrawFn, one_in: int = 30) -> bool:
@@ -797,13 +438,11 @@ def field_values(draw: st.DrawFn) -> bytes:
 @st.composite
 def field_lines(draw: st.DrawFn, name: bytes, value: bytes) -> bytes:
     separator = b" :" if rarely(draw) else draw(st.sampled_from([b":", b": ", b":\t", b":  "]))
-    first, space, rest = value.partition(b" ")
-    if space and draw(st.booleans()):
-        fold = draw(st.sampled_from([b" ", b"\t", b"   "]))
-        # EXCLUDED 1: no whitespace before the fold.
-        first = first.rstrip(b" \t")
-        return name + separator + first + draw(EOL) + fold + rest + draw(OWS) + draw(EOL)
-    return name + separator + value + draw(OWS) + draw(EOL)
+    # EXCLUDED 1: no obs-fold.
+    ows = draw(OWS)
+    if name.lower() == b"transfer-encoding":
+        ows = ows.replace(b"\t", b"")  # EXCLUDED 4: no tab after "chunked".
+    return name + separator + value + ows + draw(EOL)
 
 
 @st.composite
@@ -813,15 +452,16 @@ def other_fields(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 
 def framing_fields(length: int) -> st.SearchStrategy[tuple[bytes, bytes]]:
-    lengths = [b"%d" % length, b"%d, %d" % (length, length), b"%d" % (length + 1), b"0"]
-    lengths += [b"", b"abc", b"+%d" % length, b"1" * 21, b"9" * 20, b"%d," % length]
+    # EXCLUDED 3: no agreeing list, no length of 2**64 or more.
+    lengths = [b"%d" % length, b"%d, %d" % (length, length + 1), b"%d" % (length + 1), b"0"]
+    lengths += [b"", b"abc", b"+%d" % length, b"1" * 21, b"%d," % length]
     return st.one_of(
         st.tuples(
             st.sampled_from([b"Content-Length", b"content-length"]), st.sampled_from(lengths)
         ),
         st.tuples(
             st.sampled_from([b"Transfer-Encoding", b"TRANSFER-ENCODING"]),
-            # EXCLUDED 2: no empty list elements beside "chunked".
+            # EXCLUDED 4: no empty list elements beside "chunked".
             st.sampled_from(
                 [b"chunked", b"gzip", b"gzip, chunked", b"chunked, gzip", b"identity", b"", b" "]
             ),
@@ -889,15 +529,14 @@ def responses(draw: st.DrawFn) -> Response:
         if rarely(draw, 10):
             # No status is 0xx: the caller must refuse it, not skip it as interim.
             code = draw(st.sampled_from([b"000", b"099"]))
+        # EXCLUDED 5: no framing fields.
         fields = draw(st.lists(other_fields(), max_size=2))
-        fields += draw(st.lists(framing_fields(5), max_size=1))
-        # EXCLUDED 3, for interim responses.
-        fields = [(n, v) for n, v in fields if n.lower() != b"transfer-encoding"]
         interim.append(draw(heads(b"HTTP/1.1 " + code + b" Interim", fields)))
 
     version = draw(st.sampled_from([b"1.1", b"1.1", b"1.1", b"1.0"]))
     if rarely(draw, 10):
-        version = draw(st.sampled_from([b"1.2", b"2.0", b"0.9", b"1.x"]))
+        # EXCLUDED 6: no other version both could read.
+        version = draw(st.sampled_from([b"0.9", b"1.x", b"1", b"11.1"]))
     status = draw(st.sampled_from([200, 204, 304, 404]) | st.integers(200, 599))
     if rarely(draw):
         status = draw(st.integers(0, 999))
@@ -921,16 +560,19 @@ def responses(draw: st.DrawFn) -> Response:
         fields.append((b"Transfer-Encoding", draw(st.sampled_from([b"chunked", b"Chunked"]))))
         body = draw(chunked_bodies(body))
     if sum(name.lower() == b"transfer-encoding" for name, _ in fields) > 1:
-        # EXCLUDED 2: an empty field line only alone, where both refuse it.
+        # EXCLUDED 4: an empty field line only alone, where both refuse it.
         fields = [(n, v) for n, v in fields if n.lower() != b"transfer-encoding" or v.strip()]
+    if bodiless(status, method) or any(n.lower() == b"transfer-encoding" for n, _ in fields):
+        # EXCLUDED 4: no Transfer-Encoding where no body can be; none beside Content-Length.
+        drop = b"transfer-encoding" if bodiless(status, method) else b"content-length"
+        fields = [(n, v) for n, v in fields if n.lower() != drop]
+    lengths = [(n, v) for n, v in fields if n.lower() == b"content-length"]
+    if lengths[1:]:
+        # EXCLUDED 3: one Content-Length field at most.
+        fields = [(n, v) for n, v in fields if n.lower() != b"content-length"] + lengths[-1:]
     fields = draw(st.permutations(fields))
-    if bodiless(status, method):
-        # EXCLUDED 3: at most one Transfer-Encoding, and that one "chunked".
-        codings = [(n, v) for n, v in fields if n.lower() == b"transfer-encoding"]
-        if codings[1:] or (codings and codings[0][1].lower() != b"chunked"):
-            fields = [(n, v) for n, v in fields if n.lower() != b"transfer-encoding"]
-        if draw(st.booleans()):
-            body = b""
+    if bodiless(status, method) and draw(st.booleans()):
+        body = b""
 
     data = b"".join(interim) + draw(heads(status_line, fields)) + body + draw(TRAILING)
     if rarely(draw, 10):
@@ -952,7 +594,8 @@ class Reply(NamedTuple):
     content_lengths: set[bytes]
     body: bytes
     keep_alive: bool
-    rest: bytes
+    trailing: bool
+    """Bytes came after the reply: the connection is not reused."""
 
 
 def reply(
@@ -962,7 +605,7 @@ def reply(
     fields: list[tuple[bytes, bytes]],
     body: bytes,
     keep_alive: bool,
-    rest: bytes,
+    trailing: bool,
 ) -> Reply:
     # h11 lower-cases names and Transfer-Encoding's value, and keeps one Content-Length
     # field with one value; the fields are compared in that form.
@@ -973,43 +616,34 @@ def reply(
             lengths |= {length.strip() for length in value.split(b",")}
         else:
             others.append((lowered, value.lower() if lowered == b"transfer-encoding" else value))
-    return Reply(version, status, reason, others, lengths, body, keep_alive, rest)
+    # What follows a reply that ends its connection is never read: llhttp passes over some.
+    trailing = trailing and keep_alive
+    return Reply(version, status, reason, others, lengths, body, keep_alive, trailing)
 
 
 def ours(method: bytes, pieces: list[bytes]) -> Reply | str:
-    """What the asyncio transport's `receive` makes of `pieces`, then the end of the stream."""
-    buffer = bytearray()
+    """What the asyncio transport makes of `pieces`, then the end of the stream."""
+    reader = ResponseReader(method, LIMIT)
     arriving = iter(pieces)
-
-    def more() -> bool:
-        piece = next(arriving, b"")
-        buffer.extend(piece)
-        return bool(piece)
-
     try:
-        while True:
-            head = parse_head(buffer, method)
-            if head is None:
-                if not more():
-                    return REFUSED
-            elif head.status == 101:
-                return REFUSED
-            elif head.status >= 200:
-                break
-        reader = BodyReader(head)
-        body = bytearray()
-        while True:
-            body += reader.read(buffer)
+        for piece in arriving:
+            reader.feed(piece)
             if reader.done:
                 break
-            if not more():
-                reader.end_of_stream()
-                break
+        if not reader.done:
+            reader.end_of_stream()
     except ProtocolError:
         return REFUSED
-    rest = bytes(buffer) + b"".join(arriving)
+    for piece in arriving:
+        reader.feed(piece)
     return reply(
-        head.version, head.status, head.reason, head.headers, bytes(body), head.keep_alive, rest
+        reader.version,
+        reader.status,
+        reader.reason,
+        reader.headers,
+        reader.body,
+        reader.keep_alive,
+        reader.trailing,
     )
 
 
@@ -1043,6 +677,7 @@ def theirs(method: bytes, pieces: list[bytes]) -> Reply | str:
     for piece in arriving:
         connection.receive_data(piece)
     rest, _ = connection.trailing_data
+    trailing = bool(rest)
     return reply(
         response.http_version,
         response.status_code,
@@ -1050,7 +685,7 @@ def theirs(method: bytes, pieces: list[bytes]) -> Reply | str:
         list(response.headers),
         bytes(body),
         keep_alive,
-        rest,
+        trailing,
     )
 
 

@@ -7,12 +7,16 @@ and h11 runs each event through a general state machine. That is some 300 us of 
 request on the 2-core machine the benchmarks ran on, more than everything else a send
 costs together, and under bulk fan-out the CPU is what limits throughput.
 
-Here a connection is an `asyncio.Protocol` that buffers what arrives; a request writes
-its bytes in one call and parses the reply with `postal_sdk._http.http11` as soon as it is
-in, awaiting only when it is not. Idle connections are kept per origin, most recently
-used first, so taking one is O(1) whatever the pool's size. Replies are read whole
-before the response is returned (the SDK always reads them whole), so the connection is
-back in the pool by the time the caller sees the response.
+Here a connection is an `asyncio.Protocol` that feeds what arrives straight to the reply's
+parser (llhttp, through `postal_sdk._http.http11`) and wakes the request only when the
+reply is complete, the server closed, or something failed. Idle connections are kept per
+origin, most recently used first, so taking one is O(1) whatever the pool's size. Replies
+are read whole before the response is returned (the SDK always reads them whole), so the
+connection is back in the pool by the time the caller sees the response.
+
+Replies are bounded: one that outgrows `max_response_size` (head included) ends the
+request at that byte and drops the connection, and `total_timeout` bounds one request from
+the wait for a connection to the reply's last byte, however slowly a server trickles.
 
 The errors are httpx's, with httpx's meaning, because `postal_sdk._retry` reads their
 types: `ConnectError`, `ConnectTimeout` and `PoolTimeout` only when not one byte of the
@@ -27,47 +31,57 @@ import inspect
 import select
 import socket
 import ssl
-import time
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import cast
 
 import httpx
 
+from postal_sdk._config import DEFAULT_MAX_RESPONSE_SIZE
+from postal_sdk._http import fork
 from postal_sdk._http.http11 import (
-    BodyReader,
-    Head,
     ProtocolError,
-    parse_head,
+    ResponseReader,
+    ResponseTooLarge,
     serialize_request_head,
 )
+from postal_sdk.errors import ClientClosedError, ResponseTooLargeError
 
 __all__ = ["AsyncioPoolTransport"]
 
 _HAPPY_EYEBALLS_DELAY = 0.25
 """Seconds before racing a host's next address, as httpcore's network backend does."""
 
-_READ_BUFFER_LIMIT = 256 * 1024
-"""Bytes held unread before the socket is no longer read: the reader is too slow."""
+_CLOSES_AFTER_REPLY = 1.0
+"""Seconds: a server that closes an idle connection sooner after a reply closes them all so."""
+
+_NO_REUSE_SPAN = 10.0
+"""Seconds an origin's connections are not reused once it was seen closing them at once."""
 
 _Origin = tuple[bytes, bytes, int]
 
+_WOKEN, _READ_TIMEOUT, _TOTAL_TIMEOUT = 0, 1, 2
+
 
 class _Connection(asyncio.Protocol):
-    """One connection: buffers what the server sends, wakes the request waiting for it."""
+    """One connection: feeds what the server sends to the reply's reader, wakes its request."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: _Origin) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: _Origin, expiry: float) -> None:
         self.loop = loop
         self.origin = origin
-        self.buffer = bytearray()
+        self.expiry = expiry
         self.idle_since = 0.0
+        self.idle_for = float("inf")
+        """Seconds it had been idle when the request now on it took it (inf: a new one)."""
         self.transport: asyncio.Transport | None = None
+        self.reader: ResponseReader | None = None
+        self._dirty = False
         self._eof = False
         self._error: Exception | None = None
         self._lost = False
-        self._reading_paused = False
         self._writing_paused = False
-        self._waiter: asyncio.Future[bool] | None = None
+        self._waiter: asyncio.Future[int] | None = None
+        self._last_read = 0.0
 
     # asyncio.Protocol: called by the loop.
 
@@ -76,11 +90,23 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > _READ_BUFFER_LIMIT and not self._reading_paused:
-            self._reading_paused = True
-            self._current().pause_reading()
-        self._wake()
+        reader = self.reader
+        if reader is None:
+            # Bytes no request asked for: whatever they are, the connection is spoilt.
+            self._dirty = True
+            return
+        self._last_read = self.loop.time()
+        try:
+            reader.feed(data)
+        except (ProtocolError, ResponseTooLarge) as error:
+            # Read no further: a reply too large must not grow in memory meanwhile.
+            self._error = error
+            self.reader = None
+            self._current().abort()
+            self._wake()
+            return
+        if reader.done:
+            self._wake()
 
     def eof_received(self) -> None:
         # Returning None lets the transport close: HTTP/1.1 never writes after the server's
@@ -90,7 +116,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._error = exc
+        if self._error is None and exc is not None:
+            self._error = exc
         self._wake()
 
     def pause_writing(self) -> None:
@@ -103,55 +130,52 @@ class _Connection(asyncio.Protocol):
     # One request and its reply.
 
     async def send(
-        self, head: bytes, body: bytes | AsyncIterable[bytes], timeout: float | None
+        self,
+        head: bytes,
+        body: bytes | AsyncIterable[bytes],
+        timeout: float | None,
+        deadline: float | None,
     ) -> None:
         """Write the request; `body` is bytes, or chunks already framed as its headers say."""
         if isinstance(body, bytes):
             # One write, so one segment for a small request.
-            await self._write(head + body, timeout)
+            await self._write(head + body, timeout, deadline)
             return
-        await self._write(head, timeout)
+        await self._write(head, timeout, deadline)
         async for chunk in body:
-            await self._write(chunk, timeout)
+            await self._write(chunk, timeout, deadline)
 
-    async def receive(self, method: bytes, timeout: float | None) -> tuple[Head, bytes]:
-        """Read the reply's head (past any 1xx interim replies) and its whole body."""
-        interim = False
-        while True:
-            head = parse_head(self.buffer, method)
-            if head is None:
-                if not await self._more(timeout):
-                    raise ProtocolError(
-                        "the server closed the connection in the middle of its reply"
-                        if self.buffer or interim
-                        else "the server closed the connection without replying"
-                    )
-            elif head.status == 101:
-                raise ProtocolError("the server switched protocols, which the SDK does not speak")
-            elif head.status < 200:
-                interim = True
-            else:
-                break
-        reader = BodyReader(head)
-        pieces = []
-        while True:
-            piece = reader.read(self.buffer)
-            if piece:
-                pieces.append(piece)
-            if reader.done:
-                break
-            if not await self._more(timeout):
+    async def receive(
+        self, reader: ResponseReader, timeout: float | None, deadline: float | None
+    ) -> None:
+        """Wait until `reader`, given the server's bytes as they came, has the whole reply."""
+        while not reader.done:
+            if self._error is not None:
+                raise self._error
+            if self._eof:
                 reader.end_of_stream()
-                break
-        return head, b"".join(pieces)
+                return
+            if self._lost:
+                raise ConnectionResetError("the connection is closed")
+            woken = await self._wait(timeout, deadline)
+            if woken == _READ_TIMEOUT:
+                raise TimeoutError("the server sent nothing more in time")
+            if woken == _TOTAL_TIMEOUT:
+                raise _TotalTimeout
 
-    def reusable(self) -> bool:
-        """Whether the connection is clean and open: nothing unread, no EOF, no error."""
-        return not (self.buffer or self._eof or self._lost)
+    def reusable(self, reader: ResponseReader) -> bool:
+        """Whether the connection may carry another request after `reader`'s reply."""
+        return reader.keep_alive and not (
+            reader.trailing or self._dirty or self._eof or self._lost or self._error
+        )
 
-    def stale(self, now: float, expiry: float) -> bool:
-        """Whether an idle connection must not be reused: expired, closed or talking."""
-        if not self.reusable() or now - self.idle_since > expiry:
+    def expired(self, now: float) -> bool:
+        """Whether an idle connection has been idle too long to be reused."""
+        return now - self.idle_since >= self.expiry
+
+    def spoilt(self) -> bool:
+        """Whether an idle connection was closed, or sent something, since its last reply."""
+        if self._dirty or self._eof or self._lost:
             return True
         # What the loop has not delivered yet is still in the socket: a server that closed
         # an idle connection has made it readable.
@@ -164,6 +188,7 @@ class _Connection(asyncio.Protocol):
         up, and must not reach the server after all, nor keep the socket open meanwhile.
         """
         self._lost = True
+        self.reader = None
         transport = self._current()
         try:
             # Over TLS, close() sends close_notify and waits on the loop for the server's:
@@ -186,37 +211,53 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         return self.transport
 
-    async def _write(self, data: bytes, timeout: float | None) -> None:
+    async def _write(self, data: bytes, timeout: float | None, deadline: float | None) -> None:
         self._check_open()
         self._current().write(data)
         while self._writing_paused:
-            if not await self._wait(timeout):
+            woken = await self._wait(timeout, deadline, reading=False)
+            if woken == _READ_TIMEOUT:
                 raise TimeoutError("the server took no more of the request in time")
+            if woken == _TOTAL_TIMEOUT:
+                raise _TotalTimeout
             self._check_open()
 
     def _check_open(self) -> None:
-        if self._lost:
+        if self._lost or self._error is not None:
             raise ConnectionResetError(str(self._error or "the connection is closed"))
 
-    async def _more(self, timeout: float | None) -> bool:
-        """Wait for bytes beyond those buffered now; False once the server closed its side."""
-        if self._error is not None:
-            raise ConnectionResetError(str(self._error)) from self._error
-        if self._eof or self._lost:
-            return False
-        if self._reading_paused:
-            # The caller has taken what it could: read on, or it would wait forever.
-            self._reading_paused = False
-            self._current().resume_reading()
-        if not await self._wait(timeout):
-            raise TimeoutError("the server sent nothing more in time")
-        return True
-
-    async def _wait(self, timeout: float | None) -> bool:
-        # One future and at most one timer: no task, no cancel scope. False: timed out.
-        waiter: asyncio.Future[bool] = self.loop.create_future()
+    async def _wait(
+        self, timeout: float | None, deadline: float | None, *, reading: bool = True
+    ) -> int:
+        # One future and at most one timer: no task, no cancel scope. While reading,
+        # `timeout` counts from the last bytes the server sent, as httpx's read timeout does.
+        loop = self.loop
+        waiter: asyncio.Future[int] = loop.create_future()
         self._waiter = waiter
-        timer = None if timeout is None else self.loop.call_later(timeout, _expire, waiter)
+        self._last_read = now = loop.time()
+        timer: asyncio.TimerHandle | None = None
+
+        def expire() -> None:
+            nonlocal timer
+            if waiter.done():
+                return
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                waiter.set_result(_TOTAL_TIMEOUT)
+                return
+            if timeout is not None:
+                last = self._last_read if reading else start
+                if now - last >= timeout:
+                    waiter.set_result(_READ_TIMEOUT)
+                    return
+            when = _next_check(self._last_read, timeout, deadline)
+            assert when is not None  # Scheduled only with a timeout or a deadline.
+            timer = loop.call_at(when, expire)
+
+        start = now
+        when = _next_check(now, timeout, deadline)
+        if when is not None:
+            timer = loop.call_at(when, expire)
         try:
             return await waiter
         finally:
@@ -226,30 +267,61 @@ class _Connection(asyncio.Protocol):
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(True)
+            self._waiter.set_result(_WOKEN)
+
+
+def _next_check(last_read: float, timeout: float | None, deadline: float | None) -> float | None:
+    if timeout is None:
+        return deadline
+    if deadline is None:
+        return last_read + timeout
+    return min(last_read + timeout, deadline)
+
+
+class _TotalTimeout(Exception):
+    """The request's `total_timeout` passed."""
 
 
 class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     """Up to `max_connections` keep-alive HTTP/1.1 connections, over TLS with `ssl_context`.
 
     For asyncio only. Connections belong to the event loop that opened them; one found
-    idle from an earlier loop is dropped, not reused.
+    idle from an earlier loop is dropped, not reused; in a forked child, those of the
+    parent are left untouched (see `postal_sdk._http.fork`). A request's
+    `total_timeout` extension, in seconds, bounds it whole; each reply may hold at most
+    `max_response_size` bytes, head included.
     """
 
     def __init__(
-        self, ssl_context: ssl.SSLContext, max_connections: int, keepalive_expiry: float
+        self,
+        ssl_context: ssl.SSLContext,
+        max_connections: int,
+        keepalive_expiry: float,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self._ssl_context = ssl_context
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
+        self._max_response_size = max_response_size
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._generation = fork.current()
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._open = 0
         self._waiters: deque[asyncio.Future[bool]] = deque()
-        self._closed = False
+        self._no_reuse_until: dict[_Origin, float] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on a pooled connection and read the whole reply."""
-        timeouts = request.extensions.get("timeout", {})
+        if self._generation != fork.current():
+            # A forked child: the parent's connections and loop are not ours to touch.
+            fork.abandon((self._idle, self._waiters))
+            self._reset()
+        extensions = request.extensions
+        timeouts = extensions.get("timeout", {})
+        total = extensions.get("total_timeout")
         url = request.url
         try:
             method = request.method.encode("ascii")
@@ -261,29 +333,43 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(
                 f"the URL scheme {url.raw_scheme!r} is not http or https", request=request
             )
-        connection = await self._acquire(_origin(url), timeouts, request)
+        loop = asyncio.get_running_loop()
+        deadline = None if total is None else loop.time() + total
+        connection = await self._acquire(_origin(url), timeouts, deadline, request, loop)
+        reader = ResponseReader(method, self._max_response_size)
+        # Before the request is written: the reply may come in the same loop iteration.
+        connection.reader = reader
         phase = _WRITE
         try:
-            await connection.send(head_bytes, _body(request), timeouts.get("write"))
+            await connection.send(head_bytes, _body(request), timeouts.get("write"), deadline)
             phase = _READ
-            head, content = await connection.receive(method, timeouts.get("read"))
+            await connection.receive(reader, timeouts.get("read"), deadline)
         except BaseException as error:
+            if (
+                not reader.size
+                and connection.idle_for < _CLOSES_AFTER_REPLY
+                and isinstance(error, (ProtocolError, ConnectionError))
+            ):
+                # Written on a connection the server was closing as its last reply ended
+                # (no reply, or a reset): it closes them all so.
+                self._avoid_reuse(connection.origin, loop.time())
             self._discard(connection, abort=True)
             if isinstance(error, Exception):
-                mapped = _httpx_error(error, request, phase)
+                mapped = _httpx_error(error, request, phase, total)
                 if mapped is not error:
                     raise mapped from error
             raise
-        if head.keep_alive and connection.reusable():
-            self._release(connection)
-        else:
-            self._discard(connection)
+        connection.reader = None
+        self._settle(connection, reader, loop.time())
         # A stream, not `content=`: that would add a Content-Length the server did not send.
         response = httpx.Response(
-            head.status,
-            headers=head.headers,
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": b"HTTP/" + head.version, "reason_phrase": head.reason},
+            reader.status,
+            headers=reader.headers,
+            stream=httpx.ByteStream(reader.body),
+            extensions={
+                "http_version": b"HTTP/" + reader.version,
+                "reason_phrase": reader.reason,
+            },
         )
         # Read here, synchronously, as `content=` would: the body is in memory, and httpx's
         # `aread` would take it through a chain of async generators on every send.
@@ -293,26 +379,42 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every idle connection; requests still in flight close theirs when done."""
         self._closed = True
+        if self._generation != fork.current():
+            fork.abandon((self._idle, self._waiters))
+            self._reset()
+            return
         # Requests waiting for room would wait in vain: woken, they find the pool closed.
         while self._waiters:
             self._wake_one()
+        closed = False
         for connections in self._idle.values():
             for connection in connections:
+                closed = closed or connection.loop is _running_loop()
                 connection.close()
                 self._open -= 1
         self._idle.clear()
+        if closed:
+            # asyncio finishes closing a transport (its socket) on the loop's next iteration:
+            # let it, so that a loop that ends right after aclose() leaves no socket open.
+            await asyncio.sleep(0)
 
     # The pool.
 
     async def _acquire(
-        self, origin: _Origin, timeouts: dict[str, float | None], request: httpx.Request
+        self,
+        origin: _Origin,
+        timeouts: dict[str, float | None],
+        deadline: float | None,
+        request: httpx.Request,
+        loop: asyncio.AbstractEventLoop,
     ) -> _Connection:
-        loop = asyncio.get_running_loop()
         pool_timeout = timeouts.get("pool")
-        deadline = None if pool_timeout is None else loop.time() + pool_timeout
+        room_by = None if pool_timeout is None else loop.time() + pool_timeout
+        if deadline is not None and (room_by is None or deadline < room_by):
+            room_by = deadline
         while True:
             if self._closed:
-                raise RuntimeError("the HTTP transport is closed")
+                raise ClientClosedError("the client was closed while the request waited")
             connection = self._idle_connection(origin, loop)
             if connection is not None:
                 return connection
@@ -320,16 +422,20 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
                 self._evict_idle()
             if self._open < self._max_connections:
                 break
-            if not await self._wait_for_room(loop, deadline):
+            if not await self._wait_for_room(loop, room_by):
                 raise httpx.PoolTimeout("no connection became free in time", request=request)
         self._open += 1
+        connect_timeout = timeouts.get("connect")
+        if deadline is not None:
+            left = max(deadline - loop.time(), 0.0)
+            connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
         try:
-            return await self._connect(origin, loop, timeouts.get("connect"))
+            return await self._connect(origin, loop, connect_timeout)
         except BaseException as error:
             self._open -= 1
             self._wake_one()
             if isinstance(error, Exception):
-                mapped = _httpx_error(error, request, _CONNECT)
+                mapped = _httpx_error(error, request, _CONNECT, None)
                 if mapped is not error:
                     raise mapped from error
             raise
@@ -356,14 +462,44 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         self, origin: _Origin, loop: asyncio.AbstractEventLoop
     ) -> _Connection | None:
         idle = self._idle.get(origin)
-        now = time.monotonic()
+        if not idle:
+            return None
+        now = loop.time()
         while idle:
             connection = idle.pop()
-            if connection.loop is loop and not connection.stale(now, self._keepalive_expiry):
-                return connection
+            if connection.loop is loop and not connection.expired(now):
+                if not connection.spoilt():
+                    connection.idle_for = now - connection.idle_since
+                    return connection
+                if now - connection.idle_since < _CLOSES_AFTER_REPLY:
+                    # Closed by the server right after its reply, without saying so.
+                    self._avoid_reuse(origin, now)
             connection.close()
             self._open -= 1
         return None
+
+    def _avoid_reuse(self, origin: _Origin, now: float) -> None:
+        # A server that closes each connection right after its reply, without saying so:
+        # a request written meanwhile is lost in the race, and may have been delivered. A
+        # fresh connection costs a handshake; a lost send costs an ambiguous failure.
+        self._no_reuse_until[origin] = now + _NO_REUSE_SPAN
+
+    def _settle(self, connection: _Connection, reader: ResponseReader, now: float) -> None:
+        """Pool the connection after a reply, or close it if it must not carry another."""
+        if not connection.reusable(reader):
+            self._discard(connection)
+            return
+        if reader.idle_timeout is not None:
+            # The server closes it after that many idle seconds: stop using it well before.
+            idle_timeout = reader.idle_timeout
+            connection.expiry = min(connection.expiry, max(idle_timeout - 1.0, idle_timeout / 2))
+            if connection.expiry <= 0:
+                self._discard(connection)
+                return
+        if self._no_reuse_until and self._no_reuse_until.get(connection.origin, 0.0) > now:
+            self._discard(connection)
+            return
+        self._release(connection, now)
 
     def _evict_idle(self) -> None:
         # All connections are open: make room by closing an idle one to another origin.
@@ -380,9 +516,10 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         hostname = host.decode("ascii")
         tls_context = self._ssl_context if scheme == b"https" else None
         server_hostname = hostname if tls_context is not None else None
+        expiry = self._keepalive_expiry
 
         def factory() -> _Connection:
-            return _Connection(loop, origin)
+            return _Connection(loop, origin, expiry)
 
         if _races_addresses(loop):
             opening = loop.create_connection(
@@ -400,11 +537,11 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         _, connection = await asyncio.wait_for(opening, timeout)
         return connection
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: _Connection, now: float) -> None:
         if self._closed:
             self._discard(connection)
             return
-        connection.idle_since = time.monotonic()
+        connection.idle_since = now
         self._idle.setdefault(connection.origin, []).append(connection)
         self._wake_one()
 
@@ -476,14 +613,22 @@ _NETWORK_ERRORS: dict[str, type[httpx.NetworkError]] = {
 }
 
 
-def _httpx_error(error: Exception, request: httpx.Request, phase: str) -> Exception:
+def _httpx_error(
+    error: Exception, request: httpx.Request, phase: str, total_timeout: float | None
+) -> Exception:
     """`error`, raised while the request was at `phase`, as the httpx error for it.
 
     Anything that is not a network failure is a bug, or an error of the request's own
-    body, and is returned as it is.
+    body, and is returned as it is; so is an oversized reply, the SDK's own error.
     """
     if isinstance(error, httpx.HTTPError):
         return error
+    if isinstance(error, ResponseTooLarge):
+        return _too_large(error, request)
+    if isinstance(error, _TotalTimeout):
+        return _TIMEOUTS[phase](
+            f"the request took longer than total_timeout ({total_timeout:g} s)", request=request
+        )
     message = str(error) or type(error).__name__
     # Timeouts first: on Python 3.11+ asyncio.TimeoutError is TimeoutError, an OSError.
     if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
@@ -493,6 +638,17 @@ def _httpx_error(error: Exception, request: httpx.Request, phase: str) -> Except
     if isinstance(error, OSError):  # ssl.SSLError is one too
         return _NETWORK_ERRORS[phase](message, request=request)
     return error
+
+
+def _too_large(error: ResponseTooLarge, request: httpx.Request) -> Exception:
+    return ResponseTooLargeError(error.limit, error.status, f"{request.method} {request.url.path}")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # under trio
+        return None
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:

@@ -1,81 +1,66 @@
 """HTTP/1.1 on the client side, without I/O: requests written out, responses read back.
 
-The SDK's asyncio transport (`postal_sdk._http.asyncio_pool`) speaks HTTP/1.1 through this
-module instead of h11, which validates every event through a general state machine and
-costs several times more CPU per request than the bytes need. What is read here follows
-the framing rules of RFC 9112, and accepts and refuses what h11 does: line endings may be
-bare `\\n` in the head, `Transfer-Encoding` must be `chunked` alone, duplicated
-`Content-Length`s must agree, and anything else malformed is a `ProtocolError`. The
-differential tests in tests/transport/test_http11.py hold it to h11, and list the few
-corners where the two differ: in each, this module does what the RFC says.
+Responses are parsed by `httptools`, the Python binding of llhttp (Node.js's parser, the one
+uvicorn runs on): a well-kept C library, far more exercised than a parser of our own and
+faster (some 2 us for a small reply). The SDK's asyncio transport
+(`postal_sdk._http.asyncio_pool`) feeds it each piece the socket delivers. What httptools
+leaves to its caller is done here: it has no `finish()`, so a body delimited by the server
+closing the connection is completed at `end_of_stream`; its `should_keep_alive()` reads
+False once a message is complete, so it is read when the head is; and its callbacks cannot
+tell llhttp that a reply to HEAD has no body, so reading stops at that reply's head, and
+whether more bytes followed it is found in the bytes themselves.
+
+On top of llhttp, the head is refused when it outgrows `MAX_HEAD_SIZE` and the whole reply
+when it outgrows the caller's `max_size` (`ResponseTooLarge`): memory stays bounded
+however much a server sends. The differential tests in tests/transport/test_http11.py hold
+the reader to h11's verdicts and list the corners where llhttp decides otherwise.
+
+Request heads are still written here: one `b"".join`, checked so that no value can smuggle
+in a header, costs less than any library's general serialiser.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import islice
+
+import httptools
 
 __all__ = [
-    "CHUNKED",
-    "LENGTH",
     "MAX_HEAD_SIZE",
-    "UNTIL_CLOSE",
-    "BodyReader",
-    "Head",
     "ProtocolError",
-    "parse_head",
+    "ResponseReader",
+    "ResponseTooLarge",
+    "keep_alive_timeout",
     "serialize_request_head",
 ]
 
 MAX_HEAD_SIZE = 64 * 1024
-"""Bytes a response's head (status line and headers) or trailer may take, blank line included."""
-
-_MAX_CHUNK_LINE = 1024
-_MAX_LENGTH_DIGITS = 20
-
-LENGTH, CHUNKED, UNTIL_CLOSE = 0, 1, 2
-"""How a response's body is delimited: `Content-Length`, chunks, or the server closing."""
+"""Bytes a response's head (status line and headers) may take."""
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _NAME = re.compile(_TOKEN)
 _VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-_RECEIVED_VALUE = re.compile(rb"[^\x00\n\r\x0b\x0c]*")
-"""What a value the server sends may hold: as h11, which lets other control characters
-through (RFC 9110 section 5.5 allows keeping them), so no server that worked stops."""
-_OWS = b" \t"
-_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([1-9][0-9]{2})(?: ([^\x00\n\r\x0b\x0c]*))?")
-_HEAD_END = re.compile(rb"\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
-_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*(?:;[^\r\n]*)?")
-_DIGITS = re.compile(rb"[0-9]+")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+_HEAD_END = re.compile(rb"\r\n\r\n")
+_KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[,;\s])timeout\s*=\s*\"?([0-9]{1,9})", re.IGNORECASE)
 
 
 class ProtocolError(Exception):
     """The server's bytes are not HTTP/1.1, or the request's cannot be."""
 
 
-class Head:
-    """A response's status line and headers, and what they say about what follows."""
+class ResponseTooLarge(Exception):
+    """The reply outgrew the size allowed for it; reading stopped there."""
 
-    __slots__ = ("framing", "headers", "keep_alive", "length", "reason", "status", "version")
-
-    def __init__(
-        self,
-        version: bytes,
-        status: int,
-        reason: bytes,
-        headers: list[tuple[bytes, bytes]],
-        framing: int,
-        length: int,
-        keep_alive: bool,
-    ) -> None:
-        self.version = version
+    def __init__(self, limit: int, status: int) -> None:
+        super().__init__(f"the reply is larger than {limit} bytes")
+        self.limit = limit
         self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.framing = framing
-        self.length = length
-        self.keep_alive = keep_alive
+
+
+class _Stop(Exception):
+    """Raised from a callback to stop llhttp: what follows is not this reply's."""
 
 
 def serialize_request_head(
@@ -97,205 +82,215 @@ def serialize_request_head(
     return b"".join(lines)
 
 
-def parse_head(buffer: bytearray, method: bytes) -> Head | None:
-    """Take one response head off the front of `buffer`; None if it is not all there yet.
+def keep_alive_timeout(value: bytes) -> float | None:
+    """The seconds a `Keep-Alive: timeout=N` header gives, if it gives any."""
+    match = _KEEP_ALIVE_TIMEOUT.search(value)
+    return None if match is None else float(match.group(1))
 
-    `method` is the request's: a reply to HEAD has no body whatever its headers say.
+
+class ResponseReader:
+    """Reads one response, past any 1xx interim ones, from the pieces fed to it.
+
+    After `done`: `status`, `reason`, `version` (like b"1.1"), `headers` (names as sent,
+    in order, trailers left out), `body` (chunks decoded), `keep_alive` (whether the
+    connection may carry another request), `idle_timeout` (the server's `Keep-Alive:
+    timeout=`, if any) and `trailing` (bytes came after the reply: the connection cannot
+    be reused, since they belong to no request).
     """
-    lines = _take_lines(buffer, "the response head")
-    if lines is None:
-        return None
-    status_line = _STATUS_LINE.fullmatch(lines[0])
-    if status_line is None:
-        raise ProtocolError(f"invalid status line {lines[0][:100]!r}")
-    major, minor, code, reason = status_line.groups()
-    headers = _headers(lines, 1)
-    status = int(code)
-    version = major + b"." + minor
-    content_length: bytes | None = None
-    # None when there is no Transfer-Encoding: an empty one must not pass for that.
-    transfer_encoding: list[bytes] | None = None
-    # HTTP/1.1 "or later" persists (RFC 9112 section 9.3); single digits compare as bytes.
-    keep_alive = version >= b"1.1"
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"content-length":
-            content_length = _content_length(value, content_length)
-        elif lowered == b"transfer-encoding":
-            transfer_encoding = [*(transfer_encoding or ()), *_tokens(value)]
-        elif lowered == b"connection" and b"close" in _tokens(value):
-            keep_alive = False
-    if status < 200 or status in (204, 304) or method == b"HEAD":
-        framing, length = LENGTH, 0
-    elif transfer_encoding is not None:
-        if transfer_encoding != [b"chunked"]:
-            raise ProtocolError("only Transfer-Encoding: chunked is supported")
-        framing, length = CHUNKED, 0
-    elif content_length is not None:
-        framing, length = LENGTH, int(content_length)
-    else:
-        framing, length, keep_alive = UNTIL_CLOSE, 0, False
-    return Head(version, status, reason or b"", headers, framing, length, keep_alive)
 
+    __slots__ = (
+        "_body",
+        "_chunked",
+        "_fed",
+        "_framed",
+        "_head_done",
+        "_head_size",
+        "_heads",
+        "_max_size",
+        "_parser",
+        "_size",
+        "done",
+        "headers",
+        "idle_timeout",
+        "keep_alive",
+        "reason",
+        "status",
+        "trailing",
+        "version",
+    )
 
-def _take_lines(buffer: bytearray, what: str) -> list[bytes] | None:
-    """Take the lines up to the first blank one off `buffer`; None if it has not come yet."""
-    end = _HEAD_END.search(buffer)
-    # With no end yet, one beyond the limit is refused now, as it would be when it came, so
-    # that where the bytes were split makes no difference.
-    if (len(buffer) if end is None else end.end() - 1) >= MAX_HEAD_SIZE:
-        raise ProtocolError(f"{what} is too large")
-    if end is None:
-        return None
-    lines = _lines(buffer, end.start())
-    del buffer[: end.end()]
-    return lines
+    def __init__(self, method: bytes, max_size: int) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._max_size = max_size
+        # A reply to HEAD is kept whole, to find where its head ends (see on_headers_complete).
+        self._fed: bytearray | None = bytearray() if method == b"HEAD" else None
+        self._heads = 0
+        self._size = 0
+        self._body: list[bytes] = []
+        self.done = False
+        self.trailing = False
+        self._start()
 
-
-def _lines(buffer: bytearray, end: int) -> list[bytes]:
-    # The blank line's match starts at the last line's "\n": its "\r" is still in.
-    if end and buffer[end - 1] == 13:
-        end -= 1
-    return _LINE_END.split(bytes(buffer[:end]))
-
-
-def _headers(lines: list[bytes], first: int) -> list[tuple[bytes, bytes]]:
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[first:]:
-        if line[:1] in (b" ", b"\t"):
-            # An obsolete line fold continues the previous value (RFC 9112 section 5.2).
-            if not headers:
-                raise ProtocolError("a header continuation line with no header")
-            name, value = headers[-1]
-            # Stripped again: either side of the space may be empty.
-            headers[-1] = (name, _value((value + b" " + line.strip(_OWS)).strip(_OWS), name))
-            continue
-        name, colon, value = line.partition(b":")
-        if not colon or _NAME.fullmatch(name) is None:
-            raise ProtocolError(f"invalid header line {line[:100]!r}")
-        headers.append((name, _value(value.strip(_OWS), name)))
-    return headers
-
-
-def _value(value: bytes, name: bytes) -> bytes:
-    if _RECEIVED_VALUE.fullmatch(value) is None:
-        raise ProtocolError(f"invalid value for header {name.decode('latin-1')!r}")
-    return value
-
-
-def _tokens(value: bytes) -> list[bytes]:
-    return [token.strip(_OWS).lower() for token in value.split(b",") if token.strip(_OWS)]
-
-
-def _content_length(value: bytes, earlier: bytes | None) -> bytes:
-    lengths = {length.strip(_OWS) for length in value.split(b",")}
-    if earlier is not None:
-        lengths.add(earlier)
-    if len(lengths) != 1:
-        raise ProtocolError("conflicting Content-Length headers")
-    (length,) = lengths
-    # The cap, h11's, also keeps int() clear of Python's limit on digits it converts.
-    if _DIGITS.fullmatch(length) is None or len(length) > _MAX_LENGTH_DIGITS:
-        raise ProtocolError(f"invalid Content-Length {length[:40]!r}")
-    return length
-
-
-_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
-
-
-class BodyReader:
-    """Takes a response's body off the front of a buffer as it arrives, chunks decoded."""
-
-    __slots__ = ("_framing", "_remaining", "_state")
-
-    def __init__(self, head: Head) -> None:
-        self._framing = head.framing
-        self._remaining = head.length
-        self._state = _DONE if head.framing == LENGTH and head.length == 0 else _SIZE
+    def _start(self) -> None:
+        # Also between an interim reply and the next.
+        self._head_done = False
+        self._head_size = 0
+        self._framed = False
+        self._chunked = False
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.status = 0
+        self.reason = b""
+        self.version = b""
+        self.keep_alive = False
+        self.idle_timeout: float | None = None
 
     @property
-    def done(self) -> bool:
-        """Whether the whole body has been read."""
-        return self._state == _DONE
+    def body(self) -> bytes:
+        """The body so far, chunks decoded."""
+        return b"".join(self._body)
 
-    def read(self, buffer: bytearray) -> bytes:
-        """The body bytes now in `buffer` (taken out of it); b"" if none are there yet."""
-        if self._framing == LENGTH:
-            return self._read_length(buffer)
-        if self._framing == UNTIL_CLOSE:
-            data = bytes(buffer)
-            del buffer[:]
-            return data
-        return self._read_chunks(buffer)
+    @property
+    def size(self) -> int:
+        """Bytes fed so far: what this reply holds in memory, at most."""
+        return self._size
+
+    def feed(self, data: bytes) -> None:
+        """Parse the next piece the server sent."""
+        if self.done:
+            self.trailing = True
+            return
+        self._size += len(data)
+        if self._size > self._max_size:
+            raise ResponseTooLarge(self._max_size, self.status)
+        if self._fed is not None:
+            self._fed += data
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise ProtocolError(
+                "the server switched protocols, which the SDK does not speak"
+            ) from None
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, _Stop):
+                if self._fed is not None and self.done:
+                    self._after_head_reply()
+                return
+            if isinstance(cause, (ProtocolError, ResponseTooLarge)):
+                raise cause from None
+            raise
+        except httptools.HttpParserError as error:
+            if self.done:
+                self.trailing = True
+                return
+            raise ProtocolError(f"invalid response: {error}") from None
+        if not self._head_done and self._size > MAX_HEAD_SIZE:
+            raise ProtocolError("the response head is too large")
 
     def end_of_stream(self) -> None:
         """The server closed the connection: the end of the body, or its truncation."""
-        if self._framing == UNTIL_CLOSE:
-            self._state = _DONE
-        elif self._state != _DONE:
+        if self.done:
+            return
+        if not self._size:
+            raise ProtocolError("the server closed the connection without replying")
+        if not self._head_done:
+            raise ProtocolError("the server closed the connection in the middle of its reply")
+        if self._framed:
             raise ProtocolError("the server closed the connection before the body ended")
+        # Neither Content-Length nor chunks: the body is what came before the close.
+        self.done = True
 
-    def _read_length(self, buffer: bytearray) -> bytes:
-        size = min(self._remaining, len(buffer))
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        self._remaining -= size
-        if not self._remaining:
-            self._state = _DONE
-        return data
+    # httptools' callbacks.
 
-    def _read_chunks(self, buffer: bytearray) -> bytes:
-        pieces: list[bytes] = []
-        while self._state != _DONE:
-            if self._state == _DATA:
-                size = min(self._remaining, len(buffer))
-                if not size:
-                    break
-                pieces.append(bytes(buffer[:size]))
-                del buffer[:size]
-                self._remaining -= size
-                if not self._remaining:
-                    self._state = _DATA_END
-            elif self._state == _DATA_END:
-                if len(buffer) < 2:
-                    break
-                if buffer[:2] != b"\r\n":
-                    raise ProtocolError("a chunk does not end with CRLF")
-                del buffer[:2]
-                self._state = _SIZE
-            elif self._state == _SIZE:
-                if not self._read_chunk_size(buffer):
-                    break
-            elif not self._read_trailer(buffer):
-                break
-        return b"".join(pieces)
+    def on_status(self, status: bytes) -> None:
+        # Called once per piece the reason phrase spans. llhttp lets NUL through; h11 and
+        # RFC 9112 section 4 do not.
+        if b"\x00" in status:
+            raise ProtocolError("invalid reason phrase")
+        self.reason += status
 
-    def _read_chunk_size(self, buffer: bytearray) -> bool:
-        end = buffer.find(b"\r\n")
-        # The line's length with its CRLF, as for the head: the same verdict however split.
-        if end < 0:
-            if len(buffer) >= _MAX_CHUNK_LINE:
-                raise ProtocolError("a chunk size line is too long")
-            return False
-        if end + 2 > _MAX_CHUNK_LINE:
-            raise ProtocolError("a chunk size line is too long")
-        line = _CHUNK_LINE.fullmatch(buffer, 0, end)
-        if line is None:
-            raise ProtocolError(f"invalid chunk size line {bytes(buffer[: min(end, 100)])!r}")
-        self._remaining = int(line.group(1), 16)
-        del buffer[: end + 2]
-        self._state = _DATA if self._remaining else _TRAILER
-        return True
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_HEAD_SIZE:
+            raise ProtocolError("the response head is too large")
+        if self._head_done:
+            return  # A trailer: dropped unread, as httpx's own transport does.
+        # llhttp strips the whitespace before a value, not after (RFC 9110 section 5.5).
+        value = value.rstrip(b" \t")
+        self.headers.append((name, value))
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            self._framed = True
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            self._framed = True
+            self._chunked = True
+        elif size == 10 and name.lower() == b"keep-alive":
+            self.idle_timeout = keep_alive_timeout(value)
 
-    def _read_trailer(self, buffer: bytearray) -> bool:
-        # Trailers are read and dropped, as httpx's own transport does.
-        if buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
-            del buffer[: 2 if buffer[:1] == b"\r" else 1]
-            self._state = _DONE
-            return True
-        lines = _take_lines(buffer, "the trailer")
-        if lines is None:
-            return False
-        _headers(lines, 0)
-        self._state = _DONE
-        return True
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 100:
+            # The caller would skip it as an interim reply and wait for another.
+            raise ProtocolError(f"invalid status {status}")
+        if status == 101:
+            raise ProtocolError("the server switched protocols, which the SDK does not speak")
+        self.status = status
+        self.version = parser.get_http_version().encode("ascii")
+        self._head_done = True
+        self._heads += 1
+        if self._chunked and not _chunked_alone(self.headers):
+            raise ProtocolError("only Transfer-Encoding: chunked is supported")
+        # Read now: after the message is complete llhttp reports False. HTTP/1.0 is never
+        # kept alive, whatever it asks, as h11 and httpx do.
+        self.keep_alive = parser.should_keep_alive() and self.version >= b"1.1"
+        if self._fed is not None and status >= 200:
+            # llhttp would wait for the body the headers announce; a reply to HEAD has none,
+            # so llhttp's keep-alive, which counts on a body read until the close, is not it.
+            self.done = True
+            self.keep_alive = self.version >= b"1.1" and not _says_close(self.headers)
+            raise _Stop
+
+    def _after_head_reply(self) -> None:
+        # llhttp stopped somewhere in the last piece: the end of the last head tells where.
+        fed = self._fed
+        assert fed is not None
+        last_head = next(islice(_HEAD_END.finditer(fed), self._heads - 1, None))
+        end = last_head.end()
+        self.trailing = end < len(fed)
+        self._fed = None
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.status < 200:
+            self._start()  # An interim reply: the final one follows.
+            return
+        self.done = True
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            # Another message after the reply: it belongs to no request.
+            self.trailing = True
+            raise _Stop
+
+
+def _says_close(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        token.strip(b" \t").lower() == b"close"
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    )
+
+
+def _chunked_alone(headers: list[tuple[bytes, bytes]]) -> bool:
+    codings = [
+        coding.strip(b" \t").lower()
+        for name, value in headers
+        if name.lower() == b"transfer-encoding"
+        for coding in value.split(b",")
+        if coding.strip(b" \t")
+    ]
+    return codings == [b"chunked"]

@@ -42,16 +42,18 @@ import base64
 import math
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
 from typing import Any, Literal
 
 import httpcore
 import httpx
 import sniffio
 
+from postal_sdk._config import DEFAULT_MAX_RESPONSE_SIZE
+from postal_sdk._http import fork
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from postal_sdk._http.connecting import Connecting, check_connecting
-from postal_sdk._http.pool_transport import AsyncPoolTransport
+from postal_sdk._http.pool_transport import AsyncPoolTransport, PoolTransport, head_size, too_large
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [
@@ -76,6 +78,9 @@ SHARD_SIZE = 4
 
 _KEEPALIVE_EXPIRY = 5.0
 
+_NO_REUSE_SPAN = 10.0
+"""Seconds the aiohttp backend asks for fresh connections to a server seen closing them."""
+
 
 def _limits(max_connections: int) -> httpx.Limits:
     # Every connection may stay alive: the client's limiter already caps requests in flight,
@@ -99,64 +104,58 @@ class _AsyncShard:
         self.busy = 0
 
 
-class _AsyncReleasingStream(httpx.AsyncByteStream):
-    """The reply's body; closing it frees its connection, so its pool counts one less."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, shard: _AsyncShard) -> None:
-        self._stream = stream
-        self._shard: _AsyncShard | None = shard
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            # Only now is the connection idle: counted free any earlier, the next request
-            # could find its pool with no idle connection and open one more.
-            if self._shard is not None:
-                self._shard.busy -= 1
-                self._shard = None
-
-
 class AsyncShardedTransport(httpx.AsyncBaseTransport):
     """Spreads requests over pools of `SHARD_SIZE` connections, least busy pool first.
 
     Each pool is an `AsyncPoolTransport`: httpcore's pool, as in httpx's own transport, with
     the same TLS context, keep-alive and httpx errors; only the choice of pool is made here.
-    With `proxy`, every pool connects through it.
+    In a forked child the pools are new, and the parent's left untouched. With `proxy`,
+    every pool connects through it.
     """
 
     def __init__(
         self,
         max_connections: int,
         tls: ssl.SSLContext | None = None,
+        *,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         proxy: httpx.Proxy | None = None,
     ) -> None:
         # One TLS context for all: building one loads the CA bundle, some 25 ms each.
-        tls = tls or httpx.create_ssl_context()
+        self._tls = tls or httpx.create_ssl_context()
+        self._max_connections = max_connections
+        self._max_response_size = max_response_size
+        self._proxy = proxy
+        self._new_shards()
+
+    def _new_shards(self) -> None:
+        self._generation = fork.current()
         self._shards = [
-            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE), proxy))
-            for _ in range(_shard_count(max_connections))
+            _AsyncShard(
+                AsyncPoolTransport(
+                    self._tls, _limits(SHARD_SIZE), self._max_response_size, self._proxy
+                )
+            )
+            for _ in range(_shard_count(self._max_connections))
         ]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` through the pool with the fewest replies still open."""
+        """Send `request` through the pool with the fewest replies in flight."""
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
         shard = min(self._shards, key=_busy)
         shard.busy += 1
         try:
-            response = await shard.transport.handle_async_request(request)
-        except BaseException:
+            return await shard.transport.handle_async_request(request)
+        finally:
             shard.busy -= 1
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _AsyncReleasingStream(response.stream, shard)
-        return response
 
     async def aclose(self) -> None:
         """Close every pool."""
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
         for shard in self._shards:
             await shard.transport.aclose()
 
@@ -168,10 +167,20 @@ class AsyncDefaultTransport(httpx.AsyncBaseTransport):
     may serve several loops in turn.
     """
 
-    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        tls: ssl.SSLContext | None = None,
+        *,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
         tls = tls or httpx.create_ssl_context()
-        self._asyncio = AsyncioPoolTransport(tls, max_connections, _KEEPALIVE_EXPIRY)
-        self._sharded = AsyncShardedTransport(max_connections, tls)
+        self._asyncio = AsyncioPoolTransport(
+            tls, max_connections, _KEEPALIVE_EXPIRY, max_response_size
+        )
+        self._sharded = AsyncShardedTransport(
+            max_connections, tls, max_response_size=max_response_size
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` through the pool for the running event loop."""
@@ -198,30 +207,9 @@ def _httpcore_intercepted() -> bool:
 class _Shard:
     __slots__ = ("busy", "transport")
 
-    def __init__(self, transport: httpx.HTTPTransport) -> None:
+    def __init__(self, transport: PoolTransport) -> None:
         self.transport = transport
         self.busy = 0
-
-
-class _ReleasingStream(httpx.SyncByteStream):
-    """The reply's body; closing it frees its connection, so its pool counts one less."""
-
-    def __init__(self, stream: httpx.SyncByteStream, shard: _Shard, lock: threading.Lock) -> None:
-        self._stream = stream
-        self._shard: _Shard | None = shard
-        self._lock = lock
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            with self._lock:
-                shard, self._shard = self._shard, None
-                if shard is not None:
-                    shard.busy -= 1
 
 
 class ShardedTransport(httpx.BaseTransport):
@@ -231,33 +219,52 @@ class ShardedTransport(httpx.BaseTransport):
         self,
         max_connections: int,
         tls: ssl.SSLContext | None = None,
+        *,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         proxy: httpx.Proxy | None = None,
     ) -> None:
-        tls = tls or httpx.create_ssl_context()
-        self._shards = [
-            _Shard(httpx.HTTPTransport(verify=tls, limits=_limits(SHARD_SIZE), proxy=proxy))
-            for _ in range(_shard_count(max_connections))
-        ]
+        self._tls = tls or httpx.create_ssl_context()
+        self._max_connections = max_connections
+        self._max_response_size = max_response_size
+        self._proxy = proxy
         self._lock = threading.Lock()
+        self._new_shards()
+
+    def _new_shards(self) -> None:
+        self._generation = fork.current()
+        self._shards = [
+            _Shard(
+                PoolTransport(self._tls, _limits(SHARD_SIZE), self._max_response_size, self._proxy)
+            )
+            for _ in range(_shard_count(self._max_connections))
+        ]
+
+    def _current_shards(self) -> list[_Shard]:
+        # Under the lock. In a forked child, threads that held it in the parent are gone:
+        # the child's copy of the lock is replaced before it is taken (`handle_request`).
+        if self._generation != fork.current():
+            fork.abandon(self._shards)
+            self._new_shards()
+        return self._shards
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` through the pool with the fewest replies still open."""
+        """Send `request` through the pool with the fewest replies in flight; read it whole."""
+        if self._generation != fork.current():
+            self._lock = threading.Lock()
         with self._lock:
-            shard = min(self._shards, key=_busy)
+            shard = min(self._current_shards(), key=_busy)
             shard.busy += 1
         try:
-            response = shard.transport.handle_request(request)
-        except BaseException:
+            return shard.transport.handle_request(request)
+        finally:
             with self._lock:
                 shard.busy -= 1
-            raise
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _ReleasingStream(response.stream, shard, self._lock)
-        return response
 
     def close(self) -> None:
         """Close every pool."""
-        for shard in self._shards:
+        with self._lock:
+            shards = self._current_shards()
+        for shard in shards:
             shard.transport.close()
 
 
@@ -280,23 +287,29 @@ def async_pooled_client(
     timeout: httpx.Timeout,
     backend: HTTPBackend = "httpx",
     connecting: Connecting | None = None,
+    *,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`.
 
-    It connects as `connecting` says (by default as `httpx.AsyncClient()` would).
+    It connects as `connecting` says (by default as `httpx.AsyncClient()` would). Its
+    requests may carry a `total_timeout` extension (seconds); replies larger than
+    `max_response_size` bytes end in `ResponseTooLargeError`.
     """
     connecting = connecting or _default_connecting()
     tls = connecting.tls
     transport: httpx.AsyncBaseTransport
     if check_http_backend(backend) == "aiohttp":
-        transport = _aiohttp_transport(max_connections, tls)
+        transport = _aiohttp_transport(max_connections, tls, max_response_size)
     else:
-        transport = AsyncDefaultTransport(max_connections, tls)
+        transport = AsyncDefaultTransport(max_connections, tls, max_response_size=max_response_size)
 
     def through(proxy: httpx.Proxy) -> httpx.AsyncBaseTransport:
         if backend == "aiohttp" and proxy.url.scheme == "http":
-            return _aiohttp_transport(max_connections, tls, proxy)
-        return AsyncShardedTransport(max_connections, tls, proxy)
+            return _aiohttp_transport(max_connections, tls, max_response_size, proxy)
+        return AsyncShardedTransport(
+            max_connections, tls, max_response_size=max_response_size, proxy=proxy
+        )
 
     mounts = {
         pattern: None if proxy is None else through(proxy)
@@ -310,6 +323,8 @@ def pooled_client(
     timeout: httpx.Timeout,
     backend: HTTPBackend = "httpx",
     connecting: Connecting | None = None,
+    *,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
 ) -> httpx.Client:
     """An `httpx.Client` for `max_connections` requests in flight (pure httpx only).
 
@@ -322,11 +337,17 @@ def pooled_client(
         )
     connecting = connecting or _default_connecting()
     tls = connecting.tls
+
+    def sharded(proxy: httpx.Proxy | None) -> ShardedTransport:
+        return ShardedTransport(
+            max_connections, tls, max_response_size=max_response_size, proxy=proxy
+        )
+
     mounts = {
-        pattern: None if proxy is None else ShardedTransport(max_connections, tls, proxy)
+        pattern: None if proxy is None else sharded(proxy)
         for pattern, proxy in connecting.proxies.items()
     }
-    return _Client(transport=ShardedTransport(max_connections, tls), mounts=mounts, timeout=timeout)
+    return _Client(transport=sharded(None), mounts=mounts, timeout=timeout)
 
 
 def _default_connecting() -> Connecting:
@@ -381,7 +402,10 @@ class _Client(_CookieStore, httpx.Client):
 
 
 def _aiohttp_transport(
-    max_connections: int, tls: ssl.SSLContext, proxy: httpx.Proxy | None = None
+    max_connections: int,
+    tls: ssl.SSLContext,
+    max_response_size: int,
+    proxy: httpx.Proxy | None = None,
 ) -> httpx.AsyncBaseTransport:
     # Imported here: aiohttp is an optional extra, and slow to import for those without it.
     try:
@@ -422,17 +446,33 @@ def _aiohttp_transport(
     class _AiohttpTransport(AiohttpTransport):
         """httpx-aiohttp's transport, reading each reply whole and mapping errors truly."""
 
+        _generation = fork.current()
+        _no_reuse_until: dict[tuple[bytes, bytes, int | None], float]
+        _closing: aiohttp.ClientSession | None = None
+        """A session that closes each connection after its reply, for the servers that do."""
+
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             timeout = request.extensions.get("timeout", {})
+            total = request.extensions.get("total_timeout")
+            headers = [
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in request.headers.raw
+            ]
+            url = request.url
+            if url.scheme == "http":
+                headers += forwarded_headers
+            origin = (url.raw_scheme, url.raw_host, url.port)
+            session = self._session()
+            if self._no_reuse_until and self._no_reuse_until.get(origin, 0.0) > time.monotonic():
+                # aiohttp reuses a connection the server closed as its last reply ended, if
+                # the loop has not yet read the close: a send written on it fails, and may
+                # have been delivered. Connections closed after each reply are never reused.
+                session = self._closing_session()
             try:
-                async with self._session().request(
+                async with session.request(
                     request.method,
-                    str(request.url),
-                    headers=[
-                        (name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in request.headers.raw
-                    ]
-                    + (forwarded_headers if request.url.scheme == "http" else []),
+                    str(url),
+                    headers=headers,
                     data=request.content or None,
                     allow_redirects=False,
                     proxy=proxy_url,
@@ -440,23 +480,49 @@ def _aiohttp_transport(
                     auto_decompress=False,
                     compress=False,
                     timeout=aiohttp.ClientTimeout(
+                        total=total,
                         sock_connect=timeout.get("connect"),
                         sock_read=timeout.get("read"),
                         connect=timeout.get("pool"),
                     ),
                 ) as reply:
-                    content = await reply.read()
+                    size = head_size(reply.raw_headers)
+                    chunks = []
+                    async for chunk in reply.content.iter_any():
+                        size += len(chunk)
+                        if size > max_response_size:
+                            # Leaving the block unread closes the connection, not pools it.
+                            raise too_large(max_response_size, reply.status, request)
+                        chunks.append(chunk)
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                if isinstance(
+                    error, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+                ) and not isinstance(error, aiohttp.ClientConnectorError):
+                    # The connection was closed under the request (aiohttp found it closing
+                    # as it wrote, or no reply came): a server that closes each connection
+                    # after its reply. Stop reusing its connections for a while.
+                    self._no_reuse_until[origin] = time.monotonic() + _NO_REUSE_SPAN
                 kind = next(target for source, target in error_map if isinstance(error, source))
-                raise kind(f"{type(error).__name__}: {error}", request=request) from error
-            return httpx.Response(
+                message = f"{type(error).__name__}: {error}"
+                if kind is httpx.ReadTimeout and total is not None and not str(error):
+                    message = f"the request took longer than total_timeout ({total:g} s)"
+                raise kind(message, request=request) from error
+            response = httpx.Response(
                 reply.status,
                 headers=reply.raw_headers,
-                content=content,
+                stream=httpx.ByteStream(b"".join(chunks)),
                 extensions={"http_version": b"HTTP/1.1"},
             )
+            response.read()
+            return response
 
         def _session(self) -> aiohttp.ClientSession:
+            if self._generation != fork.current():
+                # A forked child: the parent's session, its connections and loop are not
+                # ours to touch.
+                fork.abandon((self.client, self._closing))
+                self.client = self._closing = None
+                self._generation = fork.current()
             if isinstance(self.client, aiohttp.ClientSession):
                 return self.client
             try:
@@ -468,4 +534,21 @@ def _aiohttp_transport(
             self.client = self.get_client()
             return self.client
 
-    return _AiohttpTransport(verify=tls, limits=_limits(max_connections))
+        def _closing_session(self) -> aiohttp.ClientSession:
+            if self._closing is None:
+                connector = aiohttp.TCPConnector(ssl=self.ssl_context, force_close=True)
+                self._closing = aiohttp.ClientSession(connector=connector)
+            return self._closing
+
+        async def aclose(self) -> None:
+            if self._generation != fork.current():
+                fork.abandon((self.client, self._closing))
+                self.client = self._closing = None
+                self._generation = fork.current()
+            if self._closing is not None:
+                await self._closing.close()
+            await super().aclose()
+
+    transport = _AiohttpTransport(verify=tls, limits=_limits(max_connections))
+    transport._no_reuse_until = {}
+    return transport

@@ -18,11 +18,15 @@ import httpx
 from postal_sdk import __version__
 from postal_sdk._config import (
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    DEFAULT_TOTAL_TIMEOUT,
     check_max_concurrency,
+    check_max_response_size,
     check_max_retries,
     check_timeout,
+    check_total_timeout,
     resolve_api_key,
     resolve_base_url,
 )
@@ -107,6 +111,8 @@ class _Options:
     max_retries: int
     backoff: Backoff
     headers: Mapping[str, str]
+    # None with the caller's own http_client, which carries its own bounds.
+    total_timeout: float | None = None
 
 
 class Postal:
@@ -155,6 +161,18 @@ class Postal:
             tracer provider, or the `TracerProvider` to use; needs the `postal-sdk[otel]`
             extra. Retries are events of the call's span; no key or message content is
             recorded.
+        total_timeout: The most seconds one attempt of a request may take, from waiting for
+            a connection to the reply's last byte, however slowly the server sends it
+            (`timeout` bounds each read, not the reply): past it, `APITimeoutError`.
+            Default 120 s, four times the default read timeout: Postal's slowest send,
+            then the largest reply read at under 1 MB/s. Not with `http_client`.
+        max_response_size: The most bytes a reply may hold, head included; a larger one
+            ends the request with `ResponseTooLargeError` as soon as it passes the limit,
+            so memory stays bounded. Default 64 MiB: the largest reply Postal gives is
+            `get_message` with every expansion of a 14 MiB message (Postal's default
+            maximum message size): `raw_message` is its base64 with a newline every 60
+            characters (19.3 MiB as JSON), attachments as much again, and the text bodies
+            up to 14 MiB, about 53 MiB in all. Not with `http_client`.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -179,8 +197,19 @@ class Postal:
         rate_limit: Pacer | None = None,
         journal: Journal | None = None,
         tracing: bool | TracerProvider = False,
+        total_timeout: float | None = None,
+        max_response_size: int | None = None,
     ) -> None:
         checked_timeout = check_timeout(timeout)
+        for option, value in (
+            ("total_timeout", total_timeout),
+            ("max_response_size", max_response_size),
+        ):
+            if value is not None and http_client is not None:
+                raise ConfigurationError(
+                    option,
+                    "applies to the SDK's own client; give your http_client its own bounds",
+                )
         self._options = _Options(
             base_url=resolve_base_url(base_url),
             api_key=resolve_api_key(api_key),
@@ -188,6 +217,14 @@ class Postal:
             max_retries=check_max_retries(max_retries),
             backoff=_check_backoff(backoff),
             headers=_check_headers(headers),
+            total_timeout=None
+            if http_client is not None
+            else check_total_timeout(
+                DEFAULT_TOTAL_TIMEOUT if total_timeout is None else total_timeout
+            ),
+        )
+        response_size = check_max_response_size(
+            DEFAULT_MAX_RESPONSE_SIZE if max_response_size is None else max_response_size
         )
         concurrency = check_max_concurrency(max_concurrency)
         if http_client is not None and not isinstance(http_client, httpx.Client):
@@ -207,7 +244,13 @@ class Postal:
         )
         self._connection = _Connection(
             http=http_client
-            or pooled_client(concurrency, checked_timeout, http_backend, connecting),
+            or pooled_client(
+                concurrency,
+                checked_timeout,
+                http_backend,
+                connecting,
+                max_response_size=response_size,
+            ),
             limiter=Limiter(concurrency),
             owns_http=http_client is None,
             pacer=_check_pacer(rate_limit, "rate_limit"),
@@ -225,6 +268,7 @@ class Postal:
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
+        total_timeout: float | None = None,
     ) -> Postal:
         """A copy of this client with some options changed, sharing its connections.
 
@@ -241,6 +285,13 @@ class Postal:
             changes["headers"] = {**options.headers, **_check_headers(headers)}
         if backoff is not None:
             changes["backoff"] = _check_backoff(backoff)
+        if total_timeout is not None:
+            if not self._connection.owns_http:
+                raise ConfigurationError(
+                    "total_timeout",
+                    "applies to the SDK's own client; give your http_client its own bounds",
+                )
+            changes["total_timeout"] = check_total_timeout(total_timeout)
         copy = object.__new__(type(self))
         copy._options = attrs.evolve(options, **changes)
         copy._connection = self._connection
@@ -556,8 +607,10 @@ class Postal:
         while True:
             try:
                 with self._connection.limiter:
-                    # Never followed, whatever a user's client would do: the redirect's
-                    # target would get the API key and the message.
+                    # The client may have closed while this waited for a slot.
+                    self._check_open()
+                    # Redirects are never followed, whatever a user's client would do: the
+                    # redirect's target would get the API key and the message.
                     response = self._connection.http.send(
                         self._build(method, path, body, headers), follow_redirects=False
                     )
@@ -596,7 +649,10 @@ class Postal:
                 url,
                 content=body,
                 headers=headers,
-                extensions={"timeout": timeout.as_dict()},
+                extensions={
+                    "timeout": timeout.as_dict(),
+                    "total_timeout": self._options.total_timeout,
+                },
             )
         return connection.http.build_request(
             method, url, content=body, headers=headers, timeout=timeout
