@@ -271,12 +271,16 @@ class ResponseTooLargeError(UnexpectedResponseError):
     def __init__(self, limit: int, status_code: int, request: str) -> None:
         self.limit = limit
         self.status_code = status_code
+        self.request = request
         self.body_excerpt = ""
         self.reason = (
             f"{request}: the reply is larger than max_response_size ({limit} bytes); "
             "a client with a larger max_response_size can read it"
         )
         PostalError.__init__(self, self.reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.limit, self.status_code, self.request))
 
 
 class APIConnectionError(PostalError):

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import postal_sdk.django
 import postal_sdk.webhooks
 from postal_sdk import Attachment, Message, MessageInfo, RawMessage, SendResult
 from postal_sdk._serde import converter
@@ -264,6 +265,7 @@ def _examples() -> list[PostalError]:
         ConfigurationError("api_key", "no API key"),
         ClientClosedError("the client is closed"),
         UnexpectedResponseError(502, "<html>", "not JSON"),
+        postal_sdk.ResponseTooLargeError(64, 200, "POST /api/v1/messages/message"),
         APIConnectionError("connection refused"),
         APITimeoutError("read timeout"),
         postal_sdk.webhooks.WebhookError("some_reason", "text"),
@@ -275,6 +277,8 @@ def _examples() -> list[PostalError]:
         postal_sdk.JournalError("the journal failed"),
         postal_sdk.SendInDoubt("welcome:42"),
         postal_sdk.BatchAborted(APIConnectionError("connection refused"), 12),
+        postal_sdk.django.UnsupportedFeatureError("tags", "Postal takes one tag"),
+        postal_sdk.django.SendMessagesError([(3, "a message", APITimeoutError("read"))], 9),
     ]
     return examples
 

@@ -97,3 +97,6 @@ class SendMessagesError(PostalError):
             f"[{index}] {type(error).__name__}: {error}" for index, _, error in self.failures
         )
         super().__init__(f"{len(self.failures)} of {total} messages were not sent: {details}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failures, self.sent))
