@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "unasync_check", "tests"]
 
 LINT_TOOLS = ["ruff>=0.8"]
-TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks]"
+TEST_EXTRAS = ".[aiohttp,testing,cli,webhooks,otel,socks]"
 TEST_TOOLS = [
     "pytest>=8",
     "pytest-cov>=5",
@@ -18,9 +18,12 @@ TEST_TOOLS = [
     "trio>=0.25",
     "hypothesis>=6.100",
     "fastapi>=0.110",
+    "opentelemetry-sdk>=1.20",  # InMemorySpanExporter, for the tracing tests
     # The loop uvicorn runs FastAPI on when installed; the SDK's asyncio transport is tested
     # on it too. No Windows wheels: those tests skip there.
     "uvloop>=0.19; sys_platform != 'win32'",
+    # A private CA for the connecting tests' HTTPS servers and client certificates.
+    "trustme>=1.1",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
 ]
 
@@ -83,7 +86,12 @@ def tests(session: nox.Session) -> None:
     )
 
 
-BENCH_TOOLS = ["aiohttp>=3.10", "matplotlib>=3.8", "psutil>=5.9"]
+BENCH_TOOLS = [
+    "aiohttp>=3.10",
+    "matplotlib>=3.8",
+    "psutil>=5.9",
+    "opentelemetry-sdk>=1.20",  # tracing_overhead.py
+]
 THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 """The existing Python Postal clients the benchmark measures ours against."""
 
@@ -92,10 +100,11 @@ THIRD_PARTY_CLIENTS = ["postal-py", "pyostal", "django-anymail"]
 def bench(session: nox.Session) -> None:
     """Throughput, CPU and memory side by side with raw httpx, raw aiohttp and other clients.
 
-    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md).
+    Writes benchmarks/results/ (results.md, results.json, throughput.png, memory.md,
+    import_time.md, tracing_overhead.md, proxy.md).
     A third-party client that fails to install is reported as such, not fatal.
     """
-    session.install(".[aiohttp]", *BENCH_TOOLS)
+    session.install(".[aiohttp,otel]", *BENCH_TOOLS)
     failed = []
     for client in THIRD_PARTY_CLIENTS:
         try:
@@ -104,4 +113,10 @@ def bench(session: nox.Session) -> None:
             failed.append(client)
     # memory.py first: run.py's report includes its figures.
     session.run("python", "benchmarks/memory.py")
+    session.run("python", "benchmarks/import_time.py")
+    session.run("python", "benchmarks/tracing_overhead.py")
     session.run("python", "benchmarks/run.py", *(f"--not-installed={name}" for name in failed))
+    session.run("python", "benchmarks/proxy.py")
+    # The cost of the journal and the evenness of the pace: benchmarks/results/campaign.md.
+    session.run("python", "benchmarks/campaign.py")
+    session.run("python", "benchmarks/sync_fanout.py")

@@ -19,7 +19,7 @@ from postal_sdk.errors import (
     redact,
 )
 
-__all__ = ["EXCERPT_LENGTH", "excerpt", "unwrap"]
+__all__ = ["EXCERPT_LENGTH", "excerpt", "redirect_error", "unwrap"]
 
 EXCERPT_LENGTH = 200
 
@@ -35,6 +35,20 @@ def excerpt(content: bytes, secret: str) -> str:
     """The start of a body, fit for an error message, with the API key cut out."""
     text = content[: EXCERPT_LENGTH * 4].decode("utf-8", errors="replace")
     return redact(text, secret)[:EXCERPT_LENGTH]
+
+
+def redirect_error(
+    status_code: int, headers: Mapping[str, str], secret: str
+) -> UnexpectedResponseError:
+    """The error for a 3xx reply, which the SDK never follows: it names the `Location`."""
+    location = headers.get("location")
+    where = f"to {redact(location, secret)!r}" if location else "with no Location"
+    return UnexpectedResponseError(
+        status_code,
+        "",
+        f"a redirect {where}, not followed so that the API key and the message stay with "
+        "base_url's origin: point base_url at the Postal web host itself",
+    )
 
 
 def unwrap(status_code: int, content: bytes, secret: str) -> Any:
@@ -57,8 +71,9 @@ def unwrap(status_code: int, content: bytes, secret: str) -> Any:
     if status == "success":
         return data
     if status == "error" and isinstance(data, dict) and isinstance(data.get("code"), str):
-        raise _api_error(data)
+        raise _api_error(_redacted(data, secret))
     if status == "parameter-error" and isinstance(data, dict):
+        data = _redacted(data, secret)
         message = data.get("message")
         raise ParameterError(message if isinstance(message, str) else None, data)
     raise UnexpectedResponseError(
@@ -74,3 +89,18 @@ def _api_error(data: Mapping[str, Any]) -> APIError:
         data = {**data, "token": REDACTED}
     message = data.get("message")
     return cls(code, message if isinstance(message, str) else None, data)
+
+
+def _redacted(value: Any, secret: str) -> Any:
+    """`value` (a JSON value) with the API key cut out of every string, keys included.
+
+    Postal echoes the key as `token` in InvalidServerAPIKey; a proxy or a newer Postal
+    may echo it anywhere, and an error's text and `.data` reach logs and tracebacks.
+    """
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {_redacted(key, secret): _redacted(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, secret) for item in value]
+    return value

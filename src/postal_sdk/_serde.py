@@ -21,7 +21,7 @@ from cattrs.errors import AttributeValidationNote, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
-from postal_sdk.models import Attachment, Message, MessageDetails, RawMessage
+from postal_sdk.models import Attachment, Message, MessageDetails, RawMessage, SendResult
 
 __all__ = ["converter", "structure_datetime", "structure_request", "unstructure_request"]
 
@@ -94,6 +94,13 @@ converter.register_structure_hook(
         size=override(struct_hook=_structure_size),
         bounce_for_id=override(struct_hook=_structure_bounce_for_id),
     ),
+)
+# `replayed` is the SDK's own mark (a result read from a journal), never Postal's.
+converter.register_structure_hook(
+    SendResult, make_dict_structure_fn(SendResult, converter, replayed=override(omit=True))
+)
+converter.register_unstructure_hook(
+    SendResult, make_dict_unstructure_fn(SendResult, converter, replayed=override(omit=True))
 )
 converter.register_unstructure_hook(
     Message,

@@ -12,7 +12,16 @@ from types import TracebackType
 
 import anyio
 
-__all__ = ["AsyncLimiter", "AsyncLock", "Limiter", "Lock", "async_sleep", "sleep"]
+__all__ = [
+    "AsyncLimiter",
+    "AsyncLock",
+    "AsyncShield",
+    "Limiter",
+    "Lock",
+    "Shield",
+    "async_sleep",
+    "sleep",
+]
 
 
 class AsyncLimiter:
@@ -99,6 +108,39 @@ class Lock:
         tb: TracebackType | None,
     ) -> None:
         self._lock.release()
+
+
+class AsyncShield:
+    """Shields a block from cancellation: bookkeeping that must finish once a send is over."""
+
+    def __init__(self) -> None:
+        self._scope = anyio.CancelScope(shield=True)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._scope.__exit__(exc_type, exc, tb)
+
+
+class Shield:
+    """Nothing to shield from: a thread is not cancelled midway."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
 
 
 async def async_sleep(seconds: float) -> None:

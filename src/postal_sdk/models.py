@@ -115,7 +115,7 @@ def _check_addresses(field: str, addresses: tuple[str, ...]) -> None:
         _check_header_safe(where, address)
 
 
-def _to_bytes(value: object) -> bytes:
+def _to_bytes(value: bytes | bytearray | memoryview) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -367,10 +367,16 @@ class SendResult:
     `rcpt_to` strings exactly as sent. An address given twice is keyed once (the last
     message). `message_id` is the `Message-ID` shared by all of them, without angle
     brackets; for `send_raw` it is `None` when the raw message has no `Message-ID`.
+
+    `replayed` is `True` when a send with an idempotency key was answered from the
+    client's journal (an earlier run sent it) instead of by Postal; it is not part of
+    Postal's reply, nor of equality. A key resolved as sent without a known result is
+    replayed as an empty result (`message_id` `None`, no `messages`).
     """
 
     message_id: str | None
     messages: Mapping[str, SentMessage]
+    replayed: bool = attrs.field(default=False, kw_only=True, eq=False)
 
     def for_recipient(self, address: str) -> SentMessage:
         """The message queued for `address`, matched without regard to letter case."""

@@ -5,12 +5,18 @@ loop polls for shutdown every 100 ms), so one server runs for all of them and a
 forwarding ASGI app hands each request to the running test's own `FakePostal`. Every
 test therefore sees a fresh fake (outbox, request log, ids, faults) over real HTTP.
 
+Each test's base URL carries a path prefix of its own (`/test-7`), which the forwarding app
+strips: a request from an earlier test that reaches the server late (a send its client gave
+up on, still in the kernel's buffers) names that test's prefix and is refused with a 410,
+never handed to the running test's fake.
+
 The forwarding app also counts the requests the server is handling at once, so a test
 can see, from the server's side, how many requests a client had in flight.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -52,31 +58,51 @@ class ServedFake:
 
     def __init__(self) -> None:
         self.fake: FakePostal | None = None
+        self.prefix = ""
         self.in_flight = InFlight()
+        self._tests = itertools.count(1)
 
     @property
     def peak_in_flight(self) -> int:
         """The most requests handled at once since `use` or `count_afresh`."""
         return self.in_flight.peak
 
-    def use(self, fake: FakePostal | None) -> None:
-        """Serve `fake` from now on, and count afresh."""
+    def use(self, fake: FakePostal | None) -> str:
+        """Serve `fake` from now on, under a new path prefix (returned), and count afresh."""
         self.fake = fake
+        self.prefix = f"/test-{next(self._tests)}" if fake is not None else ""
         self.count_afresh()
+        return self.prefix
+
+    def swap(self, fake: FakePostal) -> None:
+        """Serve another fake to the running test, under its prefix."""
+        self.fake = fake
 
     def count_afresh(self) -> None:
         """Count the requests arriving from now on only."""
         self.in_flight = InFlight()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fake = self.fake
-        if fake is None:
-            raise RuntimeError("no test is running: nothing to serve")
+        fake, prefix = self.fake, self.prefix
         if scope["type"] != "http":
-            await fake.asgi_app(scope, receive, send)
+            if fake is not None:
+                await fake.asgi_app(scope, receive, send)
             return
+        path: str = scope["path"]
+        if fake is None or not (path == prefix or path.startswith(prefix + "/")):
+            await _refuse_stale(send)
+            return
+        raw_path: bytes = scope.get("raw_path") or path.encode()
+        scope = {**scope, "path": path[len(prefix) :], "raw_path": raw_path[len(prefix) :]}
         with self.in_flight:
             await fake.asgi_app(scope, receive, send)
+
+
+async def _refuse_stale(send: Any) -> None:
+    body = b"a request from a test that has ended"
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 410, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -87,7 +113,9 @@ def _one_tls_context() -> Iterator[None]:
     shared = build()
 
     def create_ssl_context(*args: Any, **kwargs: Any) -> Any:
-        return build(*args, **kwargs) if args or kwargs else shared
+        # The SDK asks for the default as `verify=True, trust_env=True`.
+        default = not args and kwargs in ({}, {"verify": True, "trust_env": True})
+        return shared if default else build(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpx, "create_ssl_context", create_ssl_context)
@@ -118,8 +146,8 @@ def fake() -> FakePostal:
 
 @pytest.fixture
 def base_url(served: tuple[ServedFake, str], server: ServedFake) -> str:
-    """`http://127.0.0.1:PORT` of the uvicorn server, serving this test's `fake`."""
-    return served[1]
+    """`http://127.0.0.1:PORT/test-N`: the uvicorn server, serving this test's `fake`."""
+    return served[1] + server.prefix
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ from postal_sdk.testing import (
     WEBHOOK_RETRY_DELAYS,
     FakePostal,
 )
+from postal_sdk.testing import _webhooks as _fake_webhooks
 from postal_sdk.webhooks import (
+    EVENT_TYPES,
     DomainDNSError,
     MessageBounced,
     MessageDelayed,
@@ -963,6 +965,10 @@ def test_webhooks_without_cryptography_ask_for_the_extra(
     with pytest.raises(ImportError, match="cryptography"):
         fake.signing_key  # noqa: B018
     assert fake.webhooks == ()
+
+
+def test_the_fake_knows_every_event_the_sdk_parses() -> None:
+    assert EVENT_TYPES.keys() == _fake_webhooks.EVENTS
 
 
 def test_the_fake_works_without_cryptography_except_for_webhooks() -> None:

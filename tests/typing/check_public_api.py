@@ -5,24 +5,48 @@ A change to a public signature that breaks this file breaks users' type checks t
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
 
 from postal_sdk import (
+    AccessDenied,
     AsyncPostal,
     Attachment,
     Backoff,
     Delivery,
+    InvalidServerAPIKey,
     Message,
     MessageInfo,
     MessageNotFound,
+    NoRecipients,
     Postal,
     PostalError,
     RawMessage,
+    SendFailure,
     SendOutcome,
     SendProgress,
     SendResult,
+    SendSuccess,
+    WebhookVerificationError,
 )
-from postal_sdk.webhooks import MessageSent, WebhookError, WebhookEvent
+from postal_sdk.webhooks import (
+    MessageSent,
+    WebhookError,
+    WebhookEvent,
+    WebhookTooOldError,
+    WebhookVerificationFailure,
+    WebhookVerifier,
+)
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:
+    from typing_extensions import assert_type
 
 
 async def send_welcome(postal: AsyncPostal) -> int:
@@ -62,6 +86,7 @@ def sync_lookup(base_url: str) -> str | None:
         try:
             status = postal.with_options(max_retries=3).get_message(1, expansions=["status"]).status
         except MessageNotFound as error:
+            assert_type(error.id, int | None)
             print(error.id, error.code, error.message)
             return None
         except PostalError:
@@ -77,10 +102,20 @@ async def send_bulk(postal: AsyncPostal, messages: list[Message]) -> list[int]:
 
     async with postal.send_many(messages, concurrency=16, on_progress=show) as outcomes:
         async for outcome in outcomes:
-            if outcome.ok and outcome.result is not None:
+            if outcome.ok:
+                assert_type(outcome, SendSuccess)
+                assert_type(outcome.result, SendResult)
+                assert_type(outcome.message, Message | RawMessage)
                 print(outcome.result.message_id)
             else:
+                assert_type(outcome, SendFailure)
+                assert_type(outcome.error, Exception)
                 failed.append(outcome.index)
+            if outcome.error is None:
+                assert_type(outcome.result, SendResult)
+    for index, message in outcomes.interrupted:
+        assert_type(index, int)
+        assert_type(message, Message | RawMessage)
     return failed
 
 
@@ -90,6 +125,9 @@ def send_bulk_sync(postal: Postal, messages: list[Message | RawMessage]) -> int:
         for outcome in outcomes:
             checked: SendOutcome = outcome
             sent += checked.ok
+            if not checked.ok:
+                assert_type(checked.error, Exception)
+    assert_type(outcomes.interrupted, tuple[tuple[int, Message | RawMessage], ...])
     return sent
 
 
@@ -101,3 +139,84 @@ async def handle_webhook(postal: AsyncPostal, body: bytes, headers: dict[str, st
     if isinstance(event, MessageSent):
         return event.payload.message.to
     return event.idempotency_key
+
+
+async def send_a_campaign(postal: AsyncPostal, messages: list[Message]) -> int:
+    from postal_sdk import BatchAborted, RateLimit, SendInDoubt
+    from postal_sdk.journal import Journal, SQLiteJournal
+
+    journal: Journal = SQLiteJournal("sends.db")
+    paced = AsyncPostal(rate_limit=RateLimit(600, per="hour"), journal=journal)
+    sent: SendResult = await paced.send_message(messages[0], idempotency_key="welcome:42")
+    replayed: bool = sent.replayed
+    count = 0
+    try:
+        async with paced.send_many(
+            messages,
+            concurrency=50,
+            rate_limit=RateLimit(50, per="second"),
+            key=lambda index, message: f"newsletter-7:{index}",
+        ) as outcomes:
+            async for outcome in outcomes:
+                if outcome.replayed or isinstance(outcome.error, SendInDoubt):
+                    count += 1
+    except BatchAborted as stop:
+        count += stop.submitted
+    for entry in await journal.async_in_doubt():
+        await journal.async_resolve(entry.key, sent=False)
+    return count + replayed
+
+
+def attachments(data: bytes, view: memoryview) -> list[Attachment]:
+    made = [
+        Attachment(name="a.bin", data=data),
+        Attachment(name="b.bin", data=bytearray(data)),
+        Attachment(name="c.bin", data=view),
+    ]
+    assert_type(made[0].data, bytes)
+    Attachment(name="d.txt", data="text")  # type: ignore[arg-type]
+    return made
+
+
+def verifiers(pem: str, jwks: dict[str, Any], jwks_text: bytes, dkim: str) -> list[WebhookVerifier]:
+    return [
+        WebhookVerifier(pem, max_age=3600),
+        WebhookVerifier(jwks, max_age=timedelta(hours=1)),
+        WebhookVerifier(jwks_text),
+        WebhookVerifier([dkim, pem]),
+        WebhookVerifier(dkim).with_keys(jwks),
+    ]
+
+
+async def handle_recent_webhook(postal: AsyncPostal, body: bytes, headers: dict[str, str]) -> str:
+    try:
+        event = await postal.verify_webhook(body, headers, max_age=timedelta(hours=1))
+    except WebhookTooOldError as error:
+        assert_type(error.age, float)
+        return error.reason
+    return event.uuid
+
+
+def handle_recent_webhook_sync(postal: Postal, body: bytes, headers: dict[str, str]) -> str:
+    return postal.verify_webhook(body, headers, max_age=3600.0).uuid
+
+
+async def traced(base_url: str, provider: TracerProvider) -> None:
+    async with AsyncPostal(base_url, "key", tracing=provider) as postal:
+        await postal.get_deliveries(1)
+    with Postal(base_url, "key", tracing=True) as sync_postal:
+        sync_postal.get_deliveries(1)
+
+
+async def catch_by_code(postal: AsyncPostal, message: Message) -> str:
+    try:
+        await postal.send_message(message)
+    except (InvalidServerAPIKey, AccessDenied) as error:
+        return f"key: {error.code}"
+    except NoRecipients as error:
+        assert_type(error.data, Mapping[str, Any])
+        return "no recipients"
+    except WebhookVerificationError as error:
+        assert_type(error.reason, WebhookVerificationFailure)
+        return error.reason
+    return "sent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,7 +14,9 @@ import cattrs
 import httpx
 
 from postal_sdk import __version__
-from postal_sdk._async.fanout import AsyncMessageSource, AsyncSendMany, ProgressHook
+from postal_sdk._async.fanout import AsyncMessageSource, AsyncSendMany, KeyFunction, ProgressHook
+from postal_sdk._async.journaling import async_send_keyed
+from postal_sdk._async.pace import async_pace
 from postal_sdk._async.webhook_keys import AsyncWebhookKeys
 from postal_sdk._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -25,11 +28,25 @@ from postal_sdk._config import (
     resolve_api_key,
     resolve_base_url,
 )
-from postal_sdk._envelope import excerpt, unwrap
+from postal_sdk._envelope import excerpt, redirect_error, unwrap
+from postal_sdk._http.connecting import (
+    CertTypes,
+    Connecting,
+    ProxyTypes,
+    VerifyTypes,
+    check_connecting,
+)
 from postal_sdk._http.transport import HTTPBackend, async_pooled_client, check_http_backend
-from postal_sdk._retry import Backoff, retry_after_seconds, should_retry_error, should_retry_status
+from postal_sdk._retry import (
+    Backoff,
+    certificate_failure,
+    retry_after_seconds,
+    should_retry_error,
+    should_retry_status,
+)
 from postal_sdk._serde import converter
 from postal_sdk._synchronization import AsyncLimiter, async_sleep
+from postal_sdk._tracing import Tracing, make_tracing
 from postal_sdk.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -40,6 +57,7 @@ from postal_sdk.errors import (
     UnexpectedResponseError,
     redact,
 )
+from postal_sdk.journal import Journal, fingerprint
 from postal_sdk.models import (
     EXPANSIONS,
     Delivery,
@@ -49,8 +67,11 @@ from postal_sdk.models import (
     RawMessage,
     SendResult,
 )
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from postal_sdk.webhooks import HeadersLike, WebhookEvent, WebhookKeySet
 
 __all__ = ["AsyncPostal"]
@@ -77,6 +98,12 @@ class _Connection:
     owns_http: bool
     webhook_keys: AsyncWebhookKeys | None = None
     closed: bool = False
+    pacer: Pacer | None = None
+    journal: Journal | None = None
+    tracing: Tracing | None = None
+    connecting: Connecting | None = None
+    """How the SDK's own pool connects (`verify`, `cert`, `proxy`, `trust_env`), kept for
+    the sync `send_many`, which builds an async pool like it."""
 
 
 @attrs.frozen
@@ -114,6 +141,27 @@ class AsyncPostal:
             `"httpx"` (the default), or `"aiohttp"`, the faster path for bulk sending under
             asyncio, which needs the `postal-sdk[aiohttp]` extra. Errors, timeouts and
             retries are the same on both, except that aiohttp enforces no write timeout.
+        verify: As httpx's: True (certifi's CA bundle, or `SSL_CERT_FILE`/`SSL_CERT_DIR`
+            with `trust_env`), a CA bundle file or directory (a private CA), an
+            `ssl.SSLContext` (used as it is), or False to skip verification.
+        cert: A client certificate, as httpx's `cert`: a PEM file holding key and
+            certificate, `(cert_file, key_file)` or `(cert_file, key_file, password)`.
+        proxy: A proxy URL (`http://`, `https://`, `socks5://` with the `socks` extra) or an
+            `httpx.Proxy`, for every request; the environment's proxies are then not read.
+        trust_env: Read `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` and
+            `SSL_CERT_FILE`/`SSL_CERT_DIR` as `httpx.AsyncClient()` reads them, when the client
+            is built. Proxied requests go through their own pools; direct ones keep the fast
+            path. `verify`, `cert`, `proxy` and `trust_env` configure the SDK's own client:
+            with `http_client` they are a `ConfigurationError`.
+        rate_limit: Paces every send of this client and its `with_options` copies, across
+            tasks: a `RateLimit` (this process) or `postal_sdk.redis.RedisRateLimit`.
+        journal: Records keyed sends (`idempotency_key=`, `send_many(key=...)`) so that
+            none is sent twice: a `postal_sdk.journal.SQLiteJournal` or
+            `postal_sdk.redis.RedisJournal`. The client never closes it.
+        tracing: `True` to make an OpenTelemetry span for each API call with the global
+            tracer provider, or the `TracerProvider` to use; needs the `postal-sdk[otel]`
+            extra. Retries are events of the call's span; no key or message content is
+            recorded.
 
     Raises:
         ConfigurationError: A missing or malformed base URL or API key, or a bad option.
@@ -131,6 +179,13 @@ class AsyncPostal:
         headers: Mapping[str, str] | None = None,
         backoff: Backoff | None = None,
         http_backend: HTTPBackend = "httpx",
+        verify: VerifyTypes = True,
+        cert: CertTypes | None = None,
+        proxy: ProxyTypes | None = None,
+        trust_env: bool = True,
+        rate_limit: Pacer | None = None,
+        journal: Journal | None = None,
+        tracing: bool | TracerProvider = False,
     ) -> None:
         checked_timeout = check_timeout(timeout)
         self._options = _Options(
@@ -150,10 +205,22 @@ class AsyncPostal:
             raise ConfigurationError(
                 "http_backend", "applies to the SDK's own client: pass http_client or http_backend"
             )
+        connecting = check_connecting(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            trust_env=trust_env,
+            own_client=http_client is None,
+        )
         self._connection = _Connection(
-            http=http_client or async_pooled_client(concurrency, checked_timeout, http_backend),
+            http=http_client
+            or async_pooled_client(concurrency, checked_timeout, http_backend, connecting),
             limiter=AsyncLimiter(concurrency),
             owns_http=http_client is None,
+            pacer=_check_pacer(rate_limit, "rate_limit"),
+            journal=_check_journal(journal),
+            tracing=make_tracing(tracing),
+            connecting=connecting,
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}
@@ -231,29 +298,41 @@ class AsyncPostal:
         if self._connection.owns_http:
             await self._connection.http.aclose()
 
-    async def send_message(self, message: Message) -> SendResult:
+    async def send_message(
+        self, message: Message, *, idempotency_key: str | None = None
+    ) -> SendResult:
         """Send a message that Postal builds from its parts; one queued message per recipient.
 
         Retried only when the request provably never reached Postal, or when Postal
         answers 429/503 with `Retry-After`: a send is never repeated after it was sent.
+        Waits first for a slot of the client's `rate_limit`, if it has one.
+
+        With an `idempotency_key` (which needs the client's `journal`), the message is
+        sent at most once for that key, by any run that shares the journal: a key sent
+        before returns the recorded result, with `replayed` set, and sends nothing; a key
+        whose earlier send may or may not have reached Postal raises `SendInDoubt`; a key
+        being sent by another task or process waits for that send's result.
 
         Raises:
             MessageRejectedError: Postal refused the message (a subclass names the code).
             AuthenticationError, ServerSuspended: The key or the server is not usable.
             UnexpectedResponseError, APIConnectionError, APITimeoutError: see `PostalError`.
+            SendInDoubt: The key's earlier send may have reached Postal (not resent).
+            JournalError: The journal could not record the intent (nothing was sent).
+            ConfigurationError: An `idempotency_key` and no journal.
         """
         _require(message, Message, "message")
-        data = await self._post(_SEND_MESSAGE, converter.unstructure(message), idempotent=False)
-        return self._structure(data, SendResult)
+        return await self._send(message, idempotency_key, None)
 
-    async def send_raw(self, message: RawMessage) -> SendResult:
+    async def send_raw(
+        self, message: RawMessage, *, idempotency_key: str | None = None
+    ) -> SendResult:
         """Send a complete RFC 2822 message as-is to its envelope recipients.
 
-        Retried under the same rules as `send_message`.
+        Retried, paced and keyed under the same rules as `send_message`.
         """
         _require(message, RawMessage, "message")
-        data = await self._post(_SEND_RAW, converter.unstructure(message), idempotent=False)
-        return self._structure(data, SendResult)
+        return await self._send(message, idempotency_key, None)
 
     def send_many(
         self,
@@ -262,6 +341,8 @@ class AsyncPostal:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> AsyncSendMany:
         """Send many messages, `concurrency` at a time, with one outcome for each.
 
@@ -273,17 +354,31 @@ class AsyncPostal:
         batch. Outcomes come in completion order, or in input order with `ordered=True`.
         `on_progress` is called with a `SendProgress` after each outcome is yielded.
 
+        `rate_limit` paces this batch, within the client's own `rate_limit` (both apply).
+        `key(index, message)` names each message's idempotency key (the client needs a
+        `journal`): a message sent by an earlier run is not sent again, and its outcome
+        has `replayed` set; one whose earlier send is in doubt gets a `SendInDoubt`
+        outcome. The batch stops early, with `BatchAborted` from the loop, when every
+        later send would fail the same way (see `AsyncSendMany`).
+
             async with postal.send_many(messages, concurrency=50) as outcomes:
                 async for outcome in outcomes:
                     ...  # outcome.index, .message, .result or .error
 
         Raises:
-            InvalidArgumentError, InvalidArgumentTypeError: A bad `concurrency` or
-                `messages` (at the call, before anything is sent).
+            InvalidArgumentError, InvalidArgumentTypeError: A bad `concurrency`,
+                `messages`, `rate_limit` or `key` (at the call, before anything is sent).
+            ConfigurationError: A `key` and no journal.
             ClientClosedError: On entering the block, if the client is closed.
         """
         return AsyncSendMany(
-            self, messages, concurrency=concurrency, ordered=ordered, on_progress=on_progress
+            self,
+            messages,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_progress=on_progress,
+            rate_limit=_check_pacer(rate_limit, "rate_limit"),
+            key=self._check_key_function(key),
         )
 
     async def get_message(
@@ -326,7 +421,13 @@ class AsyncPostal:
 
         self._check_open()
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        tracing = self._connection.tracing
+        if tracing is None:
+            response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+        else:
+            with tracing.call("GET", self._url(_JWKS), None) as call:
+                response = await self._request("GET", _JWKS, None, headers, idempotent=True)
+                call.responded(response.status_code)
         if response.status_code != 200:
             raise UnexpectedResponseError(
                 response.status_code,
@@ -347,6 +448,7 @@ class AsyncPostal:
         *,
         allow_legacy_sha1: bool = False,
         max_body_size: int = 1_000_000,
+        max_age: float | timedelta | None = None,
     ) -> WebhookEvent:
         """Verify a webhook request from this Postal and parse it into a typed event.
 
@@ -354,10 +456,13 @@ class AsyncPostal:
         cached by the client (and its `with_options` copies); a request signed with a key
         the cache does not know makes the client fetch them again, at most once a minute.
         `body` must be the raw request body, exactly as received. Needs the `webhooks` extra.
+        `max_age` (seconds or a `timedelta`) refuses events older than that, as replays:
+        see `WebhookVerifier`.
 
         Raises:
             WebhookVerificationError: The signature is missing, malformed or wrong, or the
                 key is unknown even after fetching the keys again.
+            WebhookTooOldError: The event is older than `max_age`.
             WebhookParseError: The verified body is not a Postal webhook.
         """
         self._check_open()
@@ -365,20 +470,92 @@ class AsyncPostal:
         if connection.webhook_keys is None:
             connection.webhook_keys = AsyncWebhookKeys(self, _WEBHOOK_KEYS_REFETCH_INTERVAL)
         return await connection.webhook_keys.verify(
-            body, headers, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size
+            body,
+            headers,
+            allow_legacy_sha1=allow_legacy_sha1,
+            max_body_size=max_body_size,
+            max_age=max_age,
         )
 
     def _check_open(self) -> None:
         if self._connection.closed:
             raise ClientClosedError(f"this {type(self).__name__} is closed")
 
+    def _check_key_function(self, key: KeyFunction | None) -> KeyFunction | None:
+        if key is None:
+            return None
+        if not callable(key):
+            raise InvalidArgumentTypeError(
+                "key", f"must be a function (index, message) -> str, not {type(key).__name__}"
+            )
+        self._journal_for("key")
+        return key
+
+    def _journal_for(self, argument: str) -> Journal:
+        journal = self._connection.journal
+        if journal is None:
+            raise ConfigurationError(
+                argument,
+                f"needs a journal to record keyed sends: "
+                f"{type(self).__name__}(journal=SQLiteJournal('sends.db'))",
+            )
+        return journal
+
+    async def _send(
+        self,
+        message: Message | RawMessage,
+        key: str | None,
+        batch_pacer: Pacer | None,
+    ) -> SendResult:
+        """One send: paced, and under its idempotency key when it has one."""
+        journal = None if key is None else self._journal_for("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidArgumentTypeError(
+                "idempotency_key", f"must be a non-empty str, not {key!r}"
+            )
+        self._check_open()
+        path = _SEND_MESSAGE if isinstance(message, Message) else _SEND_RAW
+        payload = converter.unstructure(message)
+        pacers = tuple(p for p in (batch_pacer, self._connection.pacer) if p is not None)
+        if journal is None or key is None:
+            await async_pace(pacers)
+            return await self._deliver(path, payload)
+        return await async_send_keyed(
+            self, journal, key, fingerprint(message), path, payload, pacers
+        )
+
+    async def _deliver(self, path: str, payload: Mapping[str, Any]) -> SendResult:
+        data = await self._post(path, payload, idempotent=False)
+        return self._structure(data, SendResult)
+
     async def _post(self, path: str, payload: Mapping[str, Any], *, idempotent: bool) -> Any:
         self._check_open()
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        tracing = self._connection.tracing
+        if tracing is not None:
+            return await self._traced_post(tracing, path, payload, body, idempotent=idempotent)
         response = await self._request(
             "POST", path, body, self._request_headers, idempotent=idempotent
         )
         return unwrap(response.status_code, response.content, self._options.api_key)
+
+    async def _traced_post(
+        self,
+        tracing: Tracing,
+        path: str,
+        payload: Mapping[str, Any],
+        body: bytes,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        with tracing.call("POST", self._url(path), payload) as call:
+            response = await self._request(
+                "POST", path, body, self._request_headers, idempotent=idempotent
+            )
+            call.responded(response.status_code)
+            data = unwrap(response.status_code, response.content, self._options.api_key)
+            call.succeeded(data)
+            return data
 
     async def _request(
         self,
@@ -395,8 +572,10 @@ class AsyncPostal:
         while True:
             try:
                 async with self._connection.limiter:
+                    # Never followed, whatever a user's client would do: the redirect's
+                    # target would get the API key and the message.
                     response = await self._connection.http.send(
-                        self._build(method, path, body, headers)
+                        self._build(method, path, body, headers), follow_redirects=False
                     )
             except httpx.HTTPError as error:
                 if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
@@ -419,6 +598,8 @@ class AsyncPostal:
                     retry += 1
                     continue
             logger.debug("%s %s: HTTP %d", method, path, response.status_code)
+            if response.is_redirect:
+                raise redirect_error(response.status_code, response.headers, options.api_key)
             return response
 
     def _build(
@@ -450,14 +631,17 @@ class AsyncPostal:
         self, path: str, retry: int, retry_after: float | None, cause: str
     ) -> None:
         delay = self._options.backoff.delay(retry, retry_after)
+        cause = redact(cause, self._options.api_key)
         logger.info(
             "%s failed (%s); retry %d of %d in %.2f s",
             path,
-            redact(cause, self._options.api_key),
+            cause,
             retry + 1,
             self._options.max_retries,
             delay,
         )
+        if self._connection.tracing is not None:
+            self._connection.tracing.on_retry(retry + 1, delay, cause)
         await async_sleep(delay)
         self._check_open()
 
@@ -474,6 +658,10 @@ class AsyncPostal:
 
 
 def _describe(error: httpx.HTTPError) -> str:
+    refused = certificate_failure(error)
+    if refused is not None:
+        # Said whatever the transport's own text: some (trio's) have none.
+        return f"{type(error).__name__}: TLS certificate verification failed ({refused})"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
@@ -500,6 +688,22 @@ def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidArgumentTypeError("headers", "names and values must be str")
     return dict(headers)
+
+
+def _check_pacer(pacer: Pacer | None, argument: str) -> Pacer | None:
+    if pacer is not None and not isinstance(pacer, Pacer):
+        raise InvalidArgumentTypeError(
+            argument, f"must be a RateLimit (or another Pacer), not {type(pacer).__name__}"
+        )
+    return pacer
+
+
+def _check_journal(journal: Journal | None) -> Journal | None:
+    if journal is not None and not isinstance(journal, Journal):
+        raise InvalidArgumentTypeError(
+            "journal", f"must be a Journal such as SQLiteJournal, not {type(journal).__name__}"
+        )
+    return journal
 
 
 def _check_backoff(backoff: Backoff | None) -> Backoff:

@@ -24,19 +24,32 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import anyio
 import anyio.abc
 import attrs
 
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
+from postal_sdk._async.journaling import should_end_batch
+from postal_sdk.errors import BatchAborted, InvalidArgumentError, InvalidArgumentTypeError
 from postal_sdk.models import Message, RawMessage, SendResult
+from postal_sdk.pacing import Pacer
 
 if TYPE_CHECKING:
     from postal_sdk._async.client import AsyncPostal
 
-__all__ = ["AsyncMessageSource", "AsyncSendMany", "ProgressHook", "SendOutcome", "SendProgress"]
+__all__ = [
+    "AsyncMessageSource",
+    "AsyncSendMany",
+    "InterruptedSend",
+    "KeyFunction",
+    "KeyRegistry",
+    "ProgressHook",
+    "SendFailure",
+    "SendOutcome",
+    "SendProgress",
+    "SendSuccess",
+]
 
 AsyncMessageSource = Iterable[Message | RawMessage] | AsyncIterable[Message | RawMessage]
 """What `AsyncPostal.send_many` takes: any iterable or async iterable of messages."""
@@ -46,23 +59,64 @@ _WINDOW_PER_WORKER = 2
 
 
 @attrs.frozen
-class SendOutcome:
-    """What became of one message of a `send_many` batch.
+class SendSuccess:
+    """A message of a `send_many` batch that Postal accepted: `result` is its reply.
 
-    Exactly one of `result` and `error` is set. `index` is the message's position in the
-    input (from 0) and `message` the item as it was given, so an item that is not a
-    message is here too, with an `InvalidArgumentTypeError`.
+    `index` is the message's position in the input (from 0). `ok` is `True` and `error`
+    `None`, so that `if outcome.ok:` tells a type checker which of the two it is.
+    """
+
+    index: int
+    message: Message | RawMessage
+    result: SendResult
+    error: None = attrs.field(default=None, init=False)
+
+    @property
+    def ok(self) -> Literal[True]:
+        """Always `True`: Postal accepted the message."""
+        return True
+
+    @property
+    def replayed(self) -> bool:
+        """Whether an earlier run sent it: the result was read from the journal, not resent."""
+        return self.result.replayed
+
+
+@attrs.frozen
+class SendFailure:
+    """A message of a `send_many` batch that was not sent, or was refused: `error` says why.
+
+    `index` is the message's position in the input (from 0) and `message` the item as it
+    was given, so an item that is not a message is here too, with an
+    `InvalidArgumentTypeError`. `ok` is `False` and `result` `None`.
     """
 
     index: int
     message: Message | RawMessage | object
-    result: SendResult | None = None
-    error: Exception | None = None
+    error: Exception
+    result: None = attrs.field(default=None, init=False)
 
     @property
-    def ok(self) -> bool:
-        """Whether Postal accepted the message."""
-        return self.error is None
+    def ok(self) -> Literal[False]:
+        """Always `False`: the message was not accepted."""
+        return False
+
+    @property
+    def replayed(self) -> Literal[False]:
+        """Always `False`: a replay is a success read from the journal."""
+        return False
+
+
+SendOutcome: TypeAlias = SendSuccess | SendFailure
+"""What became of one message of a `send_many` batch: a `SendSuccess` or a `SendFailure`.
+
+A check narrows it for a type checker: after `if outcome.ok:` (mypy), or
+`if outcome.error is None:`, `if outcome.ok is True:` or `isinstance(outcome, SendSuccess)`
+(mypy and pyright), `outcome.result` is a `SendResult`, not `None`.
+"""
+
+InterruptedSend: TypeAlias = tuple[int, Message | RawMessage]
+"""`(index, message)` of a send cancelled while under way (see `AsyncSendMany`)."""
 
 
 @attrs.frozen
@@ -85,6 +139,44 @@ class SendProgress:
 
 ProgressHook = Callable[[SendProgress], object]
 """Called with the batch's counts after each outcome is yielded (from the caller's task)."""
+
+KeyFunction = Callable[[int, Message | RawMessage], str]
+"""`send_many(key=...)`: the idempotency key of the message at an index of the input."""
+
+
+class KeyRegistry:
+    """The keys a batch has given out, so that two of its messages never share one."""
+
+    def __init__(self, key: KeyFunction) -> None:
+        self._key = key
+        self._owners: dict[str, int] = {}
+
+    def key_of(self, index: int, message: Message | RawMessage) -> str:
+        """The message's key, checked.
+
+        Raises:
+            InvalidArgumentError: The function raised (chained), or another message of
+                the batch has the same key.
+            InvalidArgumentTypeError: The function returned something else than a str.
+        """
+        try:
+            key = self._key(index, message)
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"key({index})", f"raised {type(error).__name__}: {error}"
+            ) from error
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentTypeError(
+                f"key({index})", f"must return a non-empty str, not {key!r}"
+            )
+        owner = self._owners.setdefault(key, index)
+        if owner != index:
+            raise InvalidArgumentError(
+                f"key({index})",
+                f"{key!r} is also the key of message {owner} of this batch: a key names one "
+                "message, so this one is not sent",
+            )
+        return key
 
 
 def check_concurrency(concurrency: int | None, max_concurrency: int) -> int:
@@ -145,6 +237,13 @@ class AsyncSendMany:
     sent. An async generator given as input is closed when the batch ends before it does.
     If the input itself raises, the sends under way finish and are yielded first, then the
     exception ends the loop.
+
+    The batch stops early when a send fails in a way every later send would (an
+    authentication error, a suspended server, a server that cannot be reached after the
+    retries, a journal or pace that cannot record): no more messages are taken, the sends
+    under way finish and are yielded, then the loop raises `BatchAborted` with that error
+    as `cause` and `submitted` as where to resume: every index below it has had its
+    outcome, none from it on was sent.
     """
 
     def __init__(
@@ -155,6 +254,8 @@ class AsyncSendMany:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> None:
         check_source(messages, allow_async=True)
         self._client = client
@@ -162,6 +263,9 @@ class AsyncSendMany:
         self._concurrency = check_concurrency(concurrency, client.max_concurrency)
         self._ordered = bool(ordered)
         self._on_progress = on_progress
+        self._pacer = rate_limit
+        self._keys = None if key is None else KeyRegistry(key)
+        self._abort_cause: Exception | None = None
 
         self._entered = False
         self._exited = False
@@ -172,7 +276,7 @@ class AsyncSendMany:
         self._source_done = False
         self._source_error: Exception | None = None
         self._window: anyio.Semaphore
-        self._in_flight: dict[int, object] = {}
+        self._in_flight: dict[int, Message | RawMessage] = {}
         self._done_in_order: dict[int, SendOutcome] = {}
         self._done: deque[SendOutcome] = deque()
         self._wakeup: anyio.Event
@@ -183,7 +287,7 @@ class AsyncSendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """`(index, message)` of the sends cancelled under way when the block ended."""
 
     @property
@@ -277,9 +381,11 @@ class AsyncSendMany:
         return ready
 
     def _finished(self) -> bool:
-        """Whether every worker is done; raises the input's exception, once, if it raised."""
+        """Whether every worker is done; raises `BatchAborted`, or the input's exception once."""
         if self._workers:
             return False
+        if self._abort_cause is not None:
+            raise BatchAborted(self._abort_cause, self._next_index)
         if self._source_error is not None:
             error, self._source_error = self._source_error, None
             raise error
@@ -321,9 +427,12 @@ class AsyncSendMany:
                     self._window.release()
                     return
                 index, item = taken
-                self._in_flight[index] = item
-                outcome = await self._send(index, item)
-                del self._in_flight[index]
+                if isinstance(item, (Message, RawMessage)):
+                    self._in_flight[index] = item
+                    outcome = await self._send(index, item)
+                    del self._in_flight[index]
+                else:
+                    outcome = SendFailure(index, item, not_a_message(index, item))
                 if self._ordered:
                     self._done_in_order[index] = outcome
                 else:
@@ -344,7 +453,7 @@ class AsyncSendMany:
 
     async def _take(self) -> tuple[int, object] | None:
         """The next message and its index, or `None` once the input is done (or failed)."""
-        if self._source_done:
+        if self._source_done or self._abort_cause is not None:
             return None
         source = self._source
         try:
@@ -353,7 +462,7 @@ class AsyncSendMany:
             else:
                 # An async generator refuses a second `__anext__` while one is pending.
                 async with self._source_lock:
-                    if self._source_done:
+                    if self._source_done or self._abort_cause is not None:
                         return None
                     item = await anext(source)
         except (StopIteration, StopAsyncIteration):
@@ -367,14 +476,12 @@ class AsyncSendMany:
         self._next_index += 1
         return index, item
 
-    async def _send(self, index: int, item: object) -> SendOutcome:
+    async def _send(self, index: int, item: Message | RawMessage) -> SendOutcome:
         try:
-            if isinstance(item, Message):
-                result = await self._client.send_message(item)
-            elif isinstance(item, RawMessage):
-                result = await self._client.send_raw(item)
-            else:
-                return SendOutcome(index, item, error=not_a_message(index, item))
+            key = None if self._keys is None else self._keys.key_of(index, item)
+            result = await self._client._send(item, key, self._pacer)
         except Exception as error:  # noqa: BLE001 - one message's failure is its outcome
-            return SendOutcome(index, item, error=error)
-        return SendOutcome(index, item, result=result)
+            if self._abort_cause is None and should_end_batch(error):
+                self._abort_cause = error
+            return SendFailure(index, item, error)
+        return SendSuccess(index, item, result)

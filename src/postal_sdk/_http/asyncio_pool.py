@@ -166,7 +166,10 @@ class _Connection(asyncio.Protocol):
         self._lost = True
         transport = self._current()
         try:
-            if abort:
+            # Over TLS, close() sends close_notify and waits on the loop for the server's:
+            # a loop that ends first (asyncio.run returning) leaves the socket open. HTTP/1.1
+            # needs no TLS goodbye, its messages being framed, so TLS connections are aborted.
+            if abort or self.origin[0] == b"https":
                 transport.abort()
             else:
                 transport.close()

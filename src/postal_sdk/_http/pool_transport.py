@@ -1,4 +1,4 @@
-"""An httpx transport over one httpcore connection pool, for the SDK's client under trio.
+"""An httpx transport over one httpcore connection pool: under trio, and through proxies.
 
 It is the few lines of `httpx.AsyncHTTPTransport` the SDK needs: httpx's request in,
 httpx's response out, and httpcore's errors turned into httpx's; with the request body
@@ -47,7 +47,21 @@ _HTTPCORE_ERRORS = (
 
 def _httpx_error(error: Exception, request: httpx.Request) -> httpx.TransportError:
     kind = next(target for source, target in _ERRORS if isinstance(error, source))
-    return kind(str(error), request=request)
+    return kind(_reason(error), request=request)
+
+
+def _reason(error: BaseException) -> str:
+    # httpcore's trio backend raises ConnectError from trio's BrokenResourceError, neither
+    # with any text: the reason (say, a certificate that failed verification) is further
+    # down the chain, and the user must read it in the SDK's error.
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if str(cause):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -71,15 +85,17 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 
 class AsyncPoolTransport(httpx.AsyncBaseTransport):
-    """One httpcore pool (HTTP/1.1, `ssl_context`, `limits`) on httpcore's network backend."""
+    """One httpcore pool (HTTP/1.1, `ssl_context`, `limits`) on httpcore's network backend.
 
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-        )
+    With `proxy`, the pool connects through it, as `httpx.AsyncHTTPTransport(proxy=...)`'s:
+    an HTTP(S) proxy (CONNECT for https:// URLs, absolute-form requests for http:// ones)
+    or a SOCKS5 proxy (which needs socksio, checked when the client is built).
+    """
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext, limits: httpx.Limits, proxy: httpx.Proxy | None = None
+    ) -> None:
+        self._pool = _pool(ssl_context, limits, proxy)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on a pooled connection; the reply's body is read later."""
@@ -107,6 +123,43 @@ class AsyncPoolTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every connection in the pool."""
         await self._pool.aclose()
+
+
+def _pool(
+    ssl_context: ssl.SSLContext, limits: httpx.Limits, proxy: httpx.Proxy | None
+) -> httpcore.AsyncConnectionPool:
+    if proxy is None:
+        return httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+    proxy_url = httpcore.URL(
+        scheme=proxy.url.raw_scheme,
+        host=proxy.url.raw_host,
+        port=proxy.url.port,
+        target=proxy.url.raw_path,
+    )
+    if proxy.url.scheme in ("socks5", "socks5h"):
+        return httpcore.AsyncSOCKSProxy(
+            proxy_url=proxy_url,
+            proxy_auth=proxy.raw_auth,
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+    return httpcore.AsyncHTTPProxy(
+        proxy_url=proxy_url,
+        proxy_auth=proxy.raw_auth,
+        proxy_headers=proxy.headers.raw,
+        ssl_context=ssl_context,
+        proxy_ssl_context=proxy.ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+    )
 
 
 def _body(request: httpx.Request) -> AsyncIterable[bytes]:

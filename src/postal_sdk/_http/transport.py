@@ -26,11 +26,19 @@ replaced: it reads the whole reply at once (the SDK always does) and maps aiohtt
 the httpx errors the retry policy in `postal_sdk._retry` reads. httpx-aiohttp's own mapping
 turns a dropped connection into `httpx.ConnectTimeout`, which would make a send that reached
 Postal look as if it never left, and so be sent twice.
+
+Proxies (`proxy=`, or the environment's, see `postal_sdk._http.connecting`) are mounted on
+the client as httpx mounts its own: one transport per URL pattern, chosen per request by
+httpx's own pattern matching, so NO_PROXY and the precedence of patterns are httpx's. The
+proxied transports are sharded httpcore pools, each pool connecting through the proxy (a
+single httpcore pool's throughput falls with concurrency, see above), or aiohttp's own
+proxy support on the aiohttp backend. Direct requests keep the default transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import ssl
 import threading
@@ -42,6 +50,7 @@ import httpx
 import sniffio
 
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
+from postal_sdk._http.connecting import Connecting, check_connecting
 from postal_sdk._http.pool_transport import AsyncPoolTransport
 from postal_sdk.errors import ConfigurationError
 
@@ -117,13 +126,19 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
 
     Each pool is an `AsyncPoolTransport`: httpcore's pool, as in httpx's own transport, with
     the same TLS context, keep-alive and httpx errors; only the choice of pool is made here.
+    With `proxy`, every pool connects through it.
     """
 
-    def __init__(self, max_connections: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        tls: ssl.SSLContext | None = None,
+        proxy: httpx.Proxy | None = None,
+    ) -> None:
         # One TLS context for all: building one loads the CA bundle, some 25 ms each.
         tls = tls or httpx.create_ssl_context()
         self._shards = [
-            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE)))
+            _AsyncShard(AsyncPoolTransport(tls, _limits(SHARD_SIZE), proxy))
             for _ in range(_shard_count(max_connections))
         ]
 
@@ -212,10 +227,15 @@ class _ReleasingStream(httpx.SyncByteStream):
 class ShardedTransport(httpx.BaseTransport):
     """The thread-safe twin of `AsyncShardedTransport`, for the sync `Postal`."""
 
-    def __init__(self, max_connections: int) -> None:
-        tls = httpx.create_ssl_context()
+    def __init__(
+        self,
+        max_connections: int,
+        tls: ssl.SSLContext | None = None,
+        proxy: httpx.Proxy | None = None,
+    ) -> None:
+        tls = tls or httpx.create_ssl_context()
         self._shards = [
-            _Shard(httpx.HTTPTransport(verify=tls, limits=_limits(SHARD_SIZE)))
+            _Shard(httpx.HTTPTransport(verify=tls, limits=_limits(SHARD_SIZE), proxy=proxy))
             for _ in range(_shard_count(max_connections))
         ]
         self._lock = threading.Lock()
@@ -256,27 +276,65 @@ def check_http_backend(backend: object) -> HTTPBackend:
 
 
 def async_pooled_client(
-    max_connections: int, timeout: httpx.Timeout, backend: HTTPBackend = "httpx"
+    max_connections: int,
+    timeout: httpx.Timeout,
+    backend: HTTPBackend = "httpx",
+    connecting: Connecting | None = None,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`."""
+    """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`.
+
+    It connects as `connecting` says (by default as `httpx.AsyncClient()` would).
+    """
+    connecting = connecting or _default_connecting()
+    tls = connecting.tls
     transport: httpx.AsyncBaseTransport
     if check_http_backend(backend) == "aiohttp":
-        transport = _aiohttp_transport(max_connections)
+        transport = _aiohttp_transport(max_connections, tls)
     else:
-        transport = AsyncDefaultTransport(max_connections)
-    return _AsyncClient(transport=transport, timeout=timeout)
+        transport = AsyncDefaultTransport(max_connections, tls)
+
+    def through(proxy: httpx.Proxy) -> httpx.AsyncBaseTransport:
+        if backend == "aiohttp" and proxy.url.scheme == "http":
+            return _aiohttp_transport(max_connections, tls, proxy)
+        return AsyncShardedTransport(max_connections, tls, proxy)
+
+    mounts = {
+        pattern: None if proxy is None else through(proxy)
+        for pattern, proxy in connecting.proxies.items()
+    }
+    return _AsyncClient(transport=transport, mounts=mounts, timeout=timeout)
 
 
 def pooled_client(
-    max_connections: int, timeout: httpx.Timeout, backend: HTTPBackend = "httpx"
+    max_connections: int,
+    timeout: httpx.Timeout,
+    backend: HTTPBackend = "httpx",
+    connecting: Connecting | None = None,
 ) -> httpx.Client:
-    """An `httpx.Client` for `max_connections` requests in flight (pure httpx only)."""
+    """An `httpx.Client` for `max_connections` requests in flight (pure httpx only).
+
+    It connects as `connecting` says (by default as `httpx.Client()` would).
+    """
     if check_http_backend(backend) == "aiohttp":
         raise ConfigurationError(
             "http_backend",
             "'aiohttp' is for AsyncPostal under asyncio; the sync Postal uses 'httpx'",
         )
-    return _Client(transport=ShardedTransport(max_connections), timeout=timeout)
+    connecting = connecting or _default_connecting()
+    tls = connecting.tls
+    mounts = {
+        pattern: None if proxy is None else ShardedTransport(max_connections, tls, proxy)
+        for pattern, proxy in connecting.proxies.items()
+    }
+    return _Client(transport=ShardedTransport(max_connections, tls), mounts=mounts, timeout=timeout)
+
+
+def _default_connecting() -> Connecting:
+    connecting = check_connecting(
+        verify=True, cert=None, proxy=None, trust_env=True, own_client=True
+    )
+    assert connecting is not None
+    return connecting
 
 
 class _Cookies(httpx.Cookies):
@@ -322,7 +380,9 @@ class _Client(_CookieStore, httpx.Client):
         self.cookies = None
 
 
-def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def _aiohttp_transport(
+    max_connections: int, tls: ssl.SSLContext, proxy: httpx.Proxy | None = None
+) -> httpx.AsyncBaseTransport:
     # Imported here: aiohttp is an optional extra, and slow to import for those without it.
     try:
         import aiohttp
@@ -346,6 +406,19 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
         (aiohttp.ClientError, httpx.TransportError),
     )
 
+    # aiohttp's own proxy support, for http:// proxies only (the caller's choice): CONNECT
+    # for https:// URLs, absolute-form requests for http:// ones, like httpcore's.
+    # The credentials go as a header, encoded as httpcore encodes them (aiohttp 3.14 has
+    # deprecated its BasicAuth). aiohttp sends `proxy_headers` with CONNECT only: an
+    # absolute-form request (an http:// URL) carries them itself, as httpcore's does.
+    proxy_url = None if proxy is None else str(proxy.url)
+    proxy_headers = None if proxy is None else dict(proxy.headers)
+    if proxy is not None and proxy.raw_auth is not None:
+        assert proxy_headers is not None
+        credentials = base64.b64encode(b":".join(proxy.raw_auth)).decode("ascii")
+        proxy_headers["Proxy-Authorization"] = f"Basic {credentials}"
+    forwarded_headers = list((proxy_headers or {}).items())
+
     class _AiohttpTransport(AiohttpTransport):
         """httpx-aiohttp's transport, reading each reply whole and mapping errors truly."""
 
@@ -358,9 +431,12 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
                     headers=[
                         (name.decode("latin-1"), value.decode("latin-1"))
                         for name, value in request.headers.raw
-                    ],
+                    ]
+                    + (forwarded_headers if request.url.scheme == "http" else []),
                     data=request.content or None,
                     allow_redirects=False,
+                    proxy=proxy_url,
+                    proxy_headers=proxy_headers,
                     auto_decompress=False,
                     compress=False,
                     timeout=aiohttp.ClientTimeout(
@@ -392,4 +468,4 @@ def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
             self.client = self.get_client()
             return self.client
 
-    return _AiohttpTransport(limits=_limits(max_connections))
+    return _AiohttpTransport(verify=tls, limits=_limits(max_connections))

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import queue
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
@@ -40,19 +41,38 @@ import httpx
 
 from postal_sdk._async.fanout import (
     AsyncSendMany,
+    InterruptedSend,
+    KeyFunction,
     ProgressHook,
+    SendFailure,
     SendOutcome,
     SendProgress,
+    SendSuccess,
     check_concurrency,
     check_source,
 )
+from postal_sdk._synchronization import AsyncLimiter
 from postal_sdk.models import Message, RawMessage
+
+if sys.version_info < (3, 11):
+    # A dependency of anyio there; not installed where mypy runs on a newer Python.
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
     from postal_sdk._async.client import AsyncPostal
     from postal_sdk._sync.client import Postal
+    from postal_sdk.pacing import Pacer
 
-__all__ = ["MessageSource", "ProgressHook", "SendMany", "SendOutcome", "SendProgress"]
+__all__ = [
+    "KeyFunction",
+    "MessageSource",
+    "ProgressHook",
+    "SendFailure",
+    "SendMany",
+    "SendOutcome",
+    "SendProgress",
+    "SendSuccess",
+]
 
 MessageSource = Iterable[Message | RawMessage]
 """What `Postal.send_many` takes: any iterable of messages."""
@@ -93,6 +113,8 @@ class SendMany:
         concurrency: int | None = None,
         ordered: bool = False,
         on_progress: ProgressHook | None = None,
+        rate_limit: Pacer | None = None,
+        key: KeyFunction | None = None,
     ) -> None:
         check_source(messages, allow_async=False)
         self._client = client
@@ -100,6 +122,8 @@ class SendMany:
         self._concurrency = check_concurrency(concurrency, client.max_concurrency)
         self._ordered = bool(ordered)
         self._on_progress = on_progress
+        self._rate_limit = rate_limit
+        self._key = key
 
         self._entered = False
         self._exited = False
@@ -126,7 +150,7 @@ class SendMany:
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
         """Outcomes complete but not yet yielded when the block ended."""
-        self.interrupted: tuple[tuple[int, object], ...] = ()
+        self.interrupted: tuple[InterruptedSend, ...] = ()
         """`(index, message)` of the sends cut off under way when the block ended."""
 
     @property
@@ -165,6 +189,12 @@ class SendMany:
         batch = self._batch
         try:
             self._stack.__exit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # A send that raised a BaseException ended the batch's task group: the caller
+            # gets that exception as it is, as from any blocking call.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             if batch is not None:
                 # The event loop is done: what it handed over and was not read is here.
@@ -251,7 +281,12 @@ class SendMany:
         async with contextlib.AsyncExitStack() as stack:
             postal = await stack.enter_async_context(await self._async_client(stack))
             batch = AsyncSendMany(
-                postal, self._feed, concurrency=self._concurrency, ordered=self._ordered
+                postal,
+                self._feed,
+                concurrency=self._concurrency,
+                ordered=self._ordered,
+                rate_limit=self._rate_limit,
+                key=self._key,
             )
             await stack.enter_async_context(batch)
             raised: BaseException | None = None
@@ -277,12 +312,15 @@ class SendMany:
                     outbox.put(ready)
                     await self._wait_for_room()
                 elif batch._finished():
-                    outbox.put(_DONE)
                     return
                 else:
                     await batch._wait()
         except Exception as error:  # noqa: BLE001 - the input's, raised in the caller's thread
             outbox.put(error)
+        finally:
+            # However the pump ends (cancelled when a send raised a BaseException, which
+            # ends the batch's task group): the caller's thread must not wait in vain.
+            outbox.put(_DONE)
 
     async def _wait_for_room(self) -> None:
         while self._handed - self._yielded >= self._window:
@@ -295,19 +333,35 @@ class SendMany:
             await self._room.wait()
 
     async def _async_client(self, stack: contextlib.AsyncExitStack) -> AsyncPostal:
-        from postal_sdk._async.client import AsyncPostal
+        """An `AsyncPostal` like the sync client: its options, pace, journal and tracing."""
+        from postal_sdk._async import client as async_client
+        from postal_sdk._http.transport import async_pooled_client
 
-        client = self._client
-        http_client: httpx.AsyncClient | None = None
-        if not client._connection.owns_http:
-            sync_http = client._connection.http
-            transport = _ThreadedTransport(sync_http, self._concurrency)
-            http_client = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, headers=sync_http.headers)
+        client, connection = self._client, self._client._connection
+        if connection.owns_http:
+            http = async_pooled_client(
+                self._concurrency, client._options.timeout, "httpx", connection.connecting
             )
-        # The sync client's options are AsyncPostal's keyword arguments, by name.
-        options: dict[str, Any] = attrs.asdict(client._options, recurse=False)
-        return AsyncPostal(**options, max_concurrency=self._concurrency, http_client=http_client)
+        else:
+            transport = _ThreadedTransport(connection.http, self._concurrency)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, headers=connection.http.headers)
+            )
+        # Made as `with_options` makes its copies: the checks were made by the sync client.
+        postal = object.__new__(async_client.AsyncPostal)
+        postal._options = async_client._Options(**attrs.asdict(client._options, recurse=False))
+        postal._connection = async_client._Connection(
+            http=http,
+            limiter=AsyncLimiter(self._concurrency),
+            owns_http=connection.owns_http,
+            pacer=connection.pacer,
+            journal=connection.journal,
+            tracing=connection.tracing,
+        )
+        postal._request_headers = async_client._request_headers(postal._options)
+        postal._urls = {}
+        postal._is_copy = False
+        return postal
 
     async def _close_async_client(self) -> None:
         assert self._batch is not None

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from postal_sdk._synchronization import Lock
@@ -47,13 +48,14 @@ class WebhookKeys:
         *,
         allow_legacy_sha1: bool,
         max_body_size: int,
+        max_age: float | timedelta | None,
     ) -> WebhookEvent:
         """Verify a webhook with the cached keys, refetching them once for an unknown KID."""
         from postal_sdk.webhooks import UnknownKeyError, WebhookVerifier
 
         keys = self.current()
         verifier = WebhookVerifier(
-            keys, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size
+            keys, allow_legacy_sha1=allow_legacy_sha1, max_body_size=max_body_size, max_age=max_age
         )
         try:
             return verifier.verify(body, headers)

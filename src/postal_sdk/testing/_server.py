@@ -8,9 +8,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -25,8 +25,14 @@ STARTUP_TIMEOUT = 10.0
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, host: str, port: int) -> Iterator[str]:
-    """Run `app` under uvicorn on a thread; yield its base URL while it serves."""
+def serve_in_thread(
+    app: ASGIApp, *, host: str, port: int, tls: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """Run `app` under uvicorn on a thread; yield its base URL while it serves.
+
+    With `tls` (uvicorn's `ssl_*` options: `ssl_certfile`, `ssl_keyfile`, `ssl_ca_certs`,
+    `ssl_cert_reqs`), it serves HTTPS.
+    """
     try:
         import uvicorn
     except ImportError as exc:
@@ -55,6 +61,7 @@ def serve_in_thread(app: ASGIApp, *, host: str, port: int) -> Iterator[str]:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=1,
+            **(tls or {}),
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(
@@ -66,7 +73,7 @@ def serve_in_thread(app: ASGIApp, *, host: str, port: int) -> Iterator[str]:
         thread.start()
         try:
             _wait_until_started(server, thread)
-            yield f"http://{host}:{bound_port}"
+            yield f"{'https' if tls else 'http'}://{host}:{bound_port}"
         finally:
             server.should_exit = True
             thread.join()

@@ -33,7 +33,6 @@ from postal_sdk.testing._records import FakeClick, FakeDelivery, FakeEvent, Fake
 from postal_sdk.testing._responses import JSON_CONTENT_TYPE
 from postal_sdk.testing._ruby import rails_json
 from postal_sdk.testing._state import FakeServer
-from postal_sdk.webhooks._events import EVENT_TYPES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -56,6 +55,23 @@ _DELIVERY_EVENTS: Mapping[str, str] = {
     "HardFail": "MessageDeliveryFailed",
     "Held": "MessageHeld",
 }
+EVENTS = frozenset(
+    {
+        "MessageSent",
+        "MessageDelayed",
+        "MessageDeliveryFailed",
+        "MessageHeld",
+        "MessageBounced",
+        "MessageLinkClicked",
+        "MessageLoaded",
+        "DomainDNSError",
+        "SendLimitApproaching",
+        "SendLimitExceeded",
+    }
+)
+"""Postal's webhook events. Listed here rather than read from `postal_sdk.webhooks`, whose
+import needs `cryptography`: the fake itself runs without the `webhooks` extra."""
+
 ALL_EVENTS_ONLY = frozenset({"SendLimitApproaching", "SendLimitExceeded"})
 """Events a webhook cannot choose in Postal (`WebhookEvent::EVENTS` lacks them): only
 webhooks for all events receive them."""
@@ -74,9 +90,9 @@ def _check_events(events: Iterable[str] | None) -> frozenset[str] | None:
     if events is None:
         return None
     chosen = frozenset([events] if isinstance(events, str) else events)
-    unknown = sorted(chosen - EVENT_TYPES.keys())
+    unknown = sorted(chosen - EVENTS)
     if unknown:
-        raise ValueError(f"unknown webhook events {unknown}; Postal's are {sorted(EVENT_TYPES)}")
+        raise ValueError(f"unknown webhook events {unknown}; Postal's are {sorted(EVENTS)}")
     unselectable = sorted(chosen & ALL_EVENTS_ONLY)
     if unselectable:
         raise ValueError(

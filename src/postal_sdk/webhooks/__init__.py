@@ -8,12 +8,12 @@ received: re-encoded JSON does not match (Rails writes `<` as `\\u003c`). Needs 
 
 In a web handler (Starlette/FastAPI here; any framework's raw body and headers work)::
 
-    verifier = WebhookVerifier(WebhookKey.from_dkim_record(DKIM_TXT_VALUE))
+    verifier = WebhookVerifier(DKIM_TXT_VALUE, max_age=timedelta(hours=1))
 
     async def postal_webhook(request: Request) -> Response:
         try:
             event = verifier.verify(await request.body(), request.headers)
-        except WebhookError as error:   # bad or missing signature, or not an event
+        except WebhookError as error:   # bad or missing signature, too old, or not an event
             return Response(error.reason, status_code=400)
         if await already_handled(event.idempotency_key):   # Postal retries with the same uuid
             return Response(status_code=204)
@@ -31,12 +31,14 @@ retry with `verifier.with_keys(WebhookKeySet.from_jwks(document))`.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Protocol
 
 import attrs
 
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError
+from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError, WebhookTooOldError
 from postal_sdk.webhooks._events import (
     EVENT_TYPES,
     BouncePayload,
@@ -73,11 +75,13 @@ from postal_sdk.webhooks._keys import (
     WebhookKey,
     WebhookKeyError,
     WebhookKeySet,
+    WebhookKeySource,
     WebhookVerificationError,
     WebhookVerificationFailure,
     compute_kid,
     dkim_record,
     jwks_document,
+    key_set,
     sign_webhook_body,
 )
 
@@ -114,10 +118,12 @@ __all__ = [
     "WebhookKey",
     "WebhookKeyError",
     "WebhookKeySet",
+    "WebhookKeySource",
     "WebhookMessage",
     "WebhookParseError",
     "WebhookParseFailure",
     "WebhookServer",
+    "WebhookTooOldError",
     "WebhookVerificationError",
     "WebhookVerificationFailure",
     "WebhookVerifier",
@@ -166,10 +172,20 @@ def _decode_signature(value: str, name: str) -> bytes:
     return signature
 
 
-def _key_set(keys: WebhookKeySet | WebhookKey | Iterable[WebhookKey]) -> WebhookKeySet:
-    if isinstance(keys, WebhookKeySet):
-        return keys
-    return WebhookKeySet([keys] if isinstance(keys, WebhookKey) else keys)
+def _max_age(max_age: float | timedelta | None) -> float | None:
+    if max_age is None:
+        return None
+    if isinstance(max_age, timedelta):
+        seconds = max_age.total_seconds()
+    elif isinstance(max_age, (int, float)) and not isinstance(max_age, bool):
+        seconds = float(max_age)
+    else:
+        raise InvalidArgumentTypeError(
+            "max_age", f"must be seconds or a timedelta, not {type(max_age).__name__}"
+        )
+    if not seconds > 0:
+        raise InvalidArgumentError("max_age", f"must be a positive duration, not {max_age!r}")
+    return seconds
 
 
 def _raw_body(body: bytes | bytearray | memoryview) -> bytes:
@@ -184,16 +200,28 @@ def _raw_body(body: bytes | bytearray | memoryview) -> bytes:
 class WebhookVerifier:
     """Checks that webhook requests were signed by Postal, and reads their events.
 
-    `keys` is the trusted key (or keys). The SHA-256 signature is always preferred: a
-    request that has one is verified with it alone. A request with only the legacy SHA-1
-    signature (Postal before 3.2) is accepted only with `allow_legacy_sha1=True`. The key
-    is chosen by `X-Postal-Signature-KID`; without that header (Postal before 3.2) every
-    trusted key is tried. Bodies over `max_body_size` bytes are refused before any work.
+    `keys` is the trusted key (or keys), in any form of `WebhookKeySource`: a PEM
+    string, a JWKS document (text or parsed), a DKIM record, a `WebhookKey` or
+    `WebhookKeySet`; anything else is a `TypeError` that names the loader to use.
+    The SHA-256 signature is always preferred: a request that has one is verified with it
+    alone. A request with only the legacy SHA-1 signature (Postal before 3.2) is accepted
+    only with `allow_legacy_sha1=True`. The key is chosen by `X-Postal-Signature-KID`;
+    without that header (Postal before 3.2) every trusted key is tried. Bodies over
+    `max_body_size` bytes are refused before any work.
+
+    `max_age` (seconds or a `timedelta`) refuses, with `WebhookTooOldError`, a signed
+    event whose own `timestamp` is older than that: a captured request replayed later.
+    Postal stamps an event when it queues it and its retries keep that stamp for about
+    36 minutes, so allow more (an hour leaves room for a backlog and clock skew), and
+    remember handled `uuid`s for at least as long: the two together refuse every replay.
+    The default, `None`, checks no age: a delivery delayed past any fixed window would
+    otherwise be lost for good, since every retry carries the same old timestamp.
     """
 
-    keys: WebhookKeySet = attrs.field(converter=_key_set)
+    keys: WebhookKeySet = attrs.field(converter=key_set)
     allow_legacy_sha1: bool = attrs.field(default=False, kw_only=True)
     max_body_size: int = attrs.field(default=1_000_000, kw_only=True)
+    max_age: float | None = attrs.field(default=None, kw_only=True, converter=_max_age)
 
     def __attrs_post_init__(self) -> None:
         if self.max_body_size < 1:
@@ -203,14 +231,24 @@ class WebhookVerifier:
         """Verify the request, then read its event.
 
         Raises `WebhookVerificationError` (or its `UnknownKeyError`) when the signature
-        does not hold, and `WebhookParseError` when a signed body is not an event.
+        does not hold, `WebhookParseError` when a signed body is not an event, and
+        `WebhookTooOldError` when the event is older than `max_age`.
         """
         raw = _raw_body(body)
         self.verify_signature(raw, headers)
-        return parse_event(raw)
+        event = parse_event(raw)
+        if self.max_age is not None:
+            # After the signature: the timestamp is only worth reading once it is Postal's.
+            age = time.time() - event.timestamp.timestamp()
+            if age > self.max_age:
+                raise WebhookTooOldError(event.timestamp, age, self.max_age)
+        return event
 
     def verify_signature(self, body: bytes | bytearray | memoryview, headers: HeadersLike) -> None:
-        """Check the request's signature; raises `WebhookVerificationError` if it does not hold."""
+        """Check the request's signature; raises `WebhookVerificationError` if it does not hold.
+
+        The body is not parsed, so `max_age` is not checked: use `verify` for that.
+        """
         raw = _raw_body(body)
         if len(raw) > self.max_body_size:
             raise WebhookVerificationError(
@@ -224,7 +262,7 @@ class WebhookVerifier:
             "bad_signature", f"the {algorithm.upper()} signature does not match the body"
         )
 
-    def with_keys(self, keys: WebhookKeySet | WebhookKey | Iterable[WebhookKey]) -> WebhookVerifier:
+    def with_keys(self, keys: WebhookKeySource) -> WebhookVerifier:
         """A copy of this verifier that trusts `keys` instead (after a JWKS refetch)."""
         return attrs.evolve(self, keys=keys)
 

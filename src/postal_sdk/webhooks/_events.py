@@ -20,7 +20,12 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from postal_sdk._serde import converter
-from postal_sdk.errors import InvalidArgumentTypeError, PostalError
+from postal_sdk.errors import (
+    InvalidArgumentTypeError,
+    WebhookError,
+    WebhookParseError,
+    WebhookParseFailure,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -52,36 +57,6 @@ __all__ = [
     "WebhookServer",
     "parse_event",
 ]
-
-
-# The root of the webhook errors lives here, in the module that needs no cryptography.
-class WebhookError(PostalError):
-    """The root of the webhook errors; `reason` says which problem, as a short constant."""
-
-    reason: str
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-WebhookParseFailure = Literal["not_json", "not_an_envelope", "invalid_event"]
-"""Why a body is not a webhook event.
-
-- `not_json`: the body is not JSON text (or not UTF-8/16/32);
-- `not_an_envelope`: not an object with `event` (a string), `timestamp`, `uuid` and
-  `payload` (an object);
-- `invalid_event`: a known event whose fields do not match the contract.
-"""
-
-
-class WebhookParseError(WebhookError):
-    """The body is not a Postal webhook event; `reason` says how."""
-
-    reason: WebhookParseFailure
-
-    def __init__(self, reason: WebhookParseFailure, message: str) -> None:
-        super().__init__(reason, message)
 
 
 @attrs.frozen

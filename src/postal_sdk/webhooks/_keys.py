@@ -14,11 +14,17 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from postal_sdk.webhooks._events import WebhookError
+from postal_sdk.errors import (
+    InvalidArgumentTypeError,
+    UnknownKeyError,
+    WebhookKeyError,
+    WebhookVerificationError,
+    WebhookVerificationFailure,
+)
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -37,11 +43,13 @@ __all__ = [
     "WebhookKey",
     "WebhookKeyError",
     "WebhookKeySet",
+    "WebhookKeySource",
     "WebhookVerificationError",
     "WebhookVerificationFailure",
     "compute_kid",
     "dkim_record",
     "jwks_document",
+    "key_set",
     "sign_webhook_body",
 ]
 
@@ -52,64 +60,6 @@ _HASHES: Mapping[SignatureAlgorithm, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha1": hashes.SHA1,
 }
-
-WebhookVerificationFailure = Literal[
-    "missing_signature",
-    "legacy_signature_only",
-    "malformed_signature",
-    "bad_signature",
-    "unknown_key",
-    "body_too_large",
-    "invalid_key",
-]
-"""Why a request could not be verified.
-
-- `missing_signature`: no `X-Postal-Signature-256` (nor `X-Postal-Signature`) header;
-- `legacy_signature_only`: only the SHA-1 `X-Postal-Signature`, and SHA-1 is not allowed;
-- `malformed_signature`: a signature header that is not strict base64, or given twice
-  with different values;
-- `bad_signature`: the signature does not match the body and key (another key, a changed
-  body);
-- `unknown_key`: `X-Postal-Signature-KID` names no known key (`UnknownKeyError`);
-- `body_too_large`: the body is over the verifier's `max_body_size`;
-- `invalid_key`: key material (PEM, DKIM record, JWK, JWKS) is unusable (`WebhookKeyError`).
-"""
-
-
-class WebhookVerificationError(WebhookError):
-    """A webhook request could not be proven to come from Postal: reject it.
-
-    `reason` says why (see `WebhookVerificationFailure`).
-    """
-
-    reason: WebhookVerificationFailure
-
-    def __init__(self, reason: WebhookVerificationFailure, message: str) -> None:
-        super().__init__(reason, message)
-
-
-class UnknownKeyError(WebhookVerificationError):
-    """The request was signed with a key this verifier does not know (`kid`).
-
-    Postal may have a new signing key: fetch its JWKS again, once, and retry.
-    """
-
-    def __init__(self, kid: str, known: Iterable[str]) -> None:
-        self.kid = kid
-        # The kid comes from the request: show a bounded, escaped excerpt of it.
-        shown = ", ".join(known) or "none"
-        super().__init__("unknown_key", f"no key has kid {kid[:80]!r} (known: {shown})")
-
-
-class WebhookKeyError(WebhookVerificationError):
-    """Key material that cannot be used: a bad PEM, DKIM record, JWK or JWKS, or not RSA.
-
-    A subclass of `WebhookVerificationError` so that code rejecting unverifiable requests
-    also rejects them when the keys themselves are broken.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__("invalid_key", message)
 
 
 def compute_kid(public_key: rsa.RSAPublicKey) -> str:
@@ -271,6 +221,83 @@ class WebhookKeySet:
 
     def __len__(self) -> int:
         return len(self._by_kid)
+
+
+# The bare `p=` value of a DKIM record: base64 of a DER key, possibly split by whitespace.
+_DKIM_VALUE = re.compile(r"[A-Za-z0-9+/=\s]+")
+
+
+WebhookKeySource: TypeAlias = (
+    WebhookKeySet
+    | WebhookKey
+    | Iterable[WebhookKey | str | bytes | Mapping[str, Any]]
+    | str
+    | bytes
+    | Mapping[str, Any]
+    | rsa.RSAPublicKey
+)
+"""What `WebhookVerifier` trusts: a key set or key, or the key material as users hold it.
+
+A PEM public key (`str` or `bytes`), a JWKS document (its JSON text, or parsed), one JWK
+(parsed), Postal's DKIM TXT record (or its `p=` value), a `cryptography` RSA public key,
+or a list of any of these.
+"""
+
+_KEY_CONSTRUCTORS = (
+    "WebhookKey.from_pem(pem), WebhookKeySet.from_jwks(document), "
+    "WebhookKey.from_dkim_record(record) or WebhookKey.from_public_key(key)"
+)
+
+
+def _keys_from_text(text: str) -> WebhookKeySet | WebhookKey:
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        return WebhookKey.from_pem(stripped)
+    if stripped.startswith("{"):
+        return WebhookKeySet.from_jwks(stripped)
+    if "p=" in stripped or _DKIM_VALUE.fullmatch(stripped.replace('"', "")):
+        return WebhookKey.from_dkim_record(stripped)
+    raise WebhookKeyError(
+        "the text is not a PEM public key, a JWKS document or a DKIM record "
+        "(to read a key file, pass its contents, not its path)"
+    )
+
+
+def _keys_from(keys: object) -> WebhookKeySet | WebhookKey:
+    if isinstance(keys, (WebhookKeySet, WebhookKey)):
+        return keys
+    if isinstance(keys, rsa.RSAPublicKey):
+        return WebhookKey.from_public_key(keys)
+    if isinstance(keys, (bytes, bytearray, memoryview)):
+        try:
+            return _keys_from_text(bytes(keys).decode("ascii"))
+        except UnicodeDecodeError:
+            raise WebhookKeyError(
+                "the bytes are not text: a DER key is loaded with "
+                "WebhookKey.from_public_key(serialization.load_der_public_key(der))"
+            ) from None
+    if isinstance(keys, str):
+        return _keys_from_text(keys)
+    if isinstance(keys, Mapping):
+        # A JWKS has "keys"; a lone JWK has "kty".
+        return WebhookKey.from_jwk(keys) if "kty" in keys else WebhookKeySet.from_jwks(keys)
+    raise InvalidArgumentTypeError(
+        "keys", f"cannot trust a {type(keys).__name__}: load keys with {_KEY_CONSTRUCTORS}"
+    )
+
+
+def key_set(keys: WebhookKeySource) -> WebhookKeySet:
+    """The trusted keys, from whatever form of key material `keys` is in."""
+    if isinstance(
+        keys, (WebhookKeySet, WebhookKey, str, bytes, bytearray, memoryview, Mapping)
+    ) or not isinstance(keys, Iterable):
+        found = _keys_from(keys)
+        return found if isinstance(found, WebhookKeySet) else WebhookKeySet([found])
+    collected: list[WebhookKey] = []
+    for item in keys:
+        found = _keys_from(item)
+        collected.extend(found if isinstance(found, WebhookKeySet) else [found])
+    return WebhookKeySet(collected)
 
 
 def sign_webhook_body(body: bytes, private_key: rsa.RSAPrivateKey) -> dict[str, str]:

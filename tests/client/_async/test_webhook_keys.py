@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from postal_sdk import AsyncPostal, UnexpectedResponseError
 from postal_sdk.webhooks import (
     MessageSent,
     UnknownKeyError,
+    WebhookTooOldError,
     WebhookVerificationError,
     jwks_document,
     sign_webhook_body,
@@ -116,3 +119,32 @@ async def test_a_host_without_a_usable_jwk_set_raises_unexpected_response(
     respx_mock.get(JWKS_URL).mock(return_value=reply)
     with pytest.raises(UnexpectedResponseError):
         await async_postal.fetch_webhook_keys()
+
+
+def signed_at(timestamp: float, key: rsa.RSAPrivateKey) -> tuple[bytes, dict[str, str]]:
+    body = BODY.replace(b"1713450642.118503", str(timestamp).encode())
+    return body, sign_webhook_body(body, key)
+
+
+async def test_verify_webhook_refuses_an_event_older_than_max_age(
+    async_postal: AsyncPostal, respx_mock: respx.MockRouter, signing_keys: list[rsa.RSAPrivateKey]
+) -> None:
+    respx_mock.get(JWKS_URL).mock(return_value=jwks(signing_keys[0]))
+    body, headers = signed_at(time.time() - 7200, signing_keys[0])
+
+    with pytest.raises(WebhookTooOldError) as caught:
+        await async_postal.verify_webhook(body, headers, max_age=timedelta(hours=1))
+    assert caught.value.reason == "too_old"
+    assert isinstance(await async_postal.verify_webhook(body, headers), MessageSent)
+
+
+async def test_verify_webhook_accepts_postals_last_retry_within_an_hour(
+    async_postal: AsyncPostal, respx_mock: respx.MockRouter, signing_keys: list[rsa.RSAPrivateKey]
+) -> None:
+    respx_mock.get(JWKS_URL).mock(return_value=jwks(signing_keys[0]))
+    # The sixth attempt leaves about 36 minutes after the event was stamped.
+    body, headers = signed_at(time.time() - 36 * 60, signing_keys[0])
+
+    event = await async_postal.verify_webhook(body, headers, max_age=3600)
+
+    assert isinstance(event, MessageSent)

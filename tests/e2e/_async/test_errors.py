@@ -307,7 +307,7 @@ async def test_a_parameter_error_maps_to_parameter_error_with_postals_message(
 async def test_a_host_other_than_postals_hostname_gets_403_and_a_hint(
     async_postal: AsyncPostal, server: ServedFake
 ) -> None:
-    server.use(FakePostal(hostname="postal.example.com"))
+    server.swap(FakePostal(hostname="postal.example.com"))
 
     with pytest.raises(UnexpectedResponseError) as raised:
         await async_postal.send_message(message())

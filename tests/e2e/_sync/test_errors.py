@@ -306,7 +306,7 @@ def test_a_parameter_error_maps_to_parameter_error_with_postals_message(
 def test_a_host_other_than_postals_hostname_gets_403_and_a_hint(
     postal: Postal, server: ServedFake
 ) -> None:
-    server.use(FakePostal(hostname="postal.example.com"))
+    server.swap(FakePostal(hostname="postal.example.com"))
 
     with pytest.raises(UnexpectedResponseError) as raised:
         postal.send_message(message())
