@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import attrs
 import httpx
@@ -308,6 +309,10 @@ class SendMany:
             while True:
                 ready = batch._take_ready()
                 if ready:
+                    # One more turn of the loop first: the replies that came in with this
+                    # one go over in the same trip to the caller's thread (each trip wakes it).
+                    await anyio.lowlevel.checkpoint()
+                    ready += batch._take_ready()
                     self._handed += len(ready)
                     outbox.put(ready)
                     await self._wait_for_room()
