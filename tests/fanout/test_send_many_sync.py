@@ -10,6 +10,7 @@ import pytest
 
 from postal_sdk import (
     APIConnectionError,
+    APITimeoutError,
     ClientClosedError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -17,6 +18,7 @@ from postal_sdk import (
     SendMany,
     SendOutcome,
     SendProgress,
+    testing,
 )
 from postal_sdk.errors import NoRecipients
 from tests.fanout.support import (
@@ -240,3 +242,22 @@ def test_a_closed_client_refuses_to_start_a_batch(postal: Postal) -> None:
     postal.close()
     with pytest.raises(ClientClosedError):
         collect(postal.send_many([message()]))
+
+
+def test_the_clients_timeout_applies_through_the_callers_http_client() -> None:
+    fake = testing.FakePostal()
+    fake.add_fault(testing.Latency(0.5), path="send/message", times=1)
+    with (
+        httpx.Client(transport=fake.transport()) as http,
+        Postal(
+            "http://postal.test",
+            testing.DEFAULT_API_KEY,
+            http_client=http,
+            timeout=0.1,
+            max_retries=0,
+        ) as postal,
+    ):
+        outcomes = collect(postal.send_many([message(number=0), message(number=1)], ordered=True))
+
+    assert isinstance(outcomes[0].error, APITimeoutError)
+    assert outcomes[1].ok

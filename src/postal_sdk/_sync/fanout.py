@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import functools
 import queue
-import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
@@ -54,10 +53,6 @@ from postal_sdk._async.fanout import (
 )
 from postal_sdk._synchronization import AsyncLimiter
 from postal_sdk.models import Message, RawMessage
-
-if sys.version_info < (3, 11):
-    # A dependency of anyio there; not installed where mypy runs on a newer Python.
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
     from postal_sdk._async.client import AsyncPostal
@@ -147,6 +142,9 @@ class SendMany:
         self._yielded = 0
         self._room: anyio.Event
         self._pump_waits = False
+        # A BaseException raised in the caller's http_client, in a worker thread: raised in
+        # the caller's thread (it would end the event loop, raised there).
+        self._fatal: BaseException | None = None
         self._succeeded = 0
         self._failed = 0
         self.unreported: tuple[SendOutcome, ...] = ()
@@ -190,12 +188,6 @@ class SendMany:
         batch = self._batch
         try:
             self._stack.__exit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            # A send that raised a BaseException ended the batch's task group: the caller
-            # gets that exception as it is, as from any blocking call.
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
         finally:
             if batch is not None:
                 # The event loop is done: what it handed over and was not read is here.
@@ -227,6 +219,10 @@ class SendMany:
                 self._portal.call(self._close_async_client)
             self._feed_input()
             handed = self._outbox.get()
+            if self._fatal is not None:
+                fatal, self._fatal = self._fatal, None
+                self._finished = True
+                raise fatal
             if isinstance(handed, list):
                 self._ready.extend(handed)
             elif isinstance(handed, BaseException):
@@ -348,7 +344,7 @@ class SendMany:
                 self._concurrency, client._options.timeout, "httpx", connection.connecting
             )
         else:
-            transport = _ThreadedTransport(connection.http, self._concurrency)
+            transport = _ThreadedTransport(connection.http, self._concurrency, self._on_fatal)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(transport=transport, headers=connection.http.headers)
             )
@@ -367,6 +363,11 @@ class SendMany:
         postal._urls = {}
         postal._is_copy = False
         return postal
+
+    def _on_fatal(self, error: BaseException) -> None:
+        """In a worker thread: keep `error` for the caller's thread, and wake it."""
+        self._fatal = error
+        self._outbox.put(_DONE)
 
     async def _close_async_client(self) -> None:
         assert self._batch is not None
@@ -424,9 +425,12 @@ class _Feed:
 class _ThreadedTransport(httpx.AsyncBaseTransport):
     """Sends each request through the caller's own `httpx.Client`, in a worker thread."""
 
-    def __init__(self, client: httpx.Client, concurrency: int) -> None:
+    def __init__(
+        self, client: httpx.Client, concurrency: int, on_fatal: Callable[[BaseException], None]
+    ) -> None:
         self._client = client
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._on_fatal = on_fatal
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -440,9 +444,17 @@ class _ThreadedTransport(httpx.AsyncBaseTransport):
             request.url,
             content=body,
             headers=request.headers,
-            timeout=request.extensions.get("timeout", httpx.USE_CLIENT_DEFAULT),
+            # The async client puts its timeout in the request as a dict of the four phases.
+            timeout=httpx.Timeout(**request.extensions["timeout"]),
         )
-        response = self._client.send(sync_request)
+        try:
+            response = self._client.send(sync_request)
+        except Exception:
+            raise
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            # Not an error of this send: the caller's thread raises it, and the batch ends.
+            self._on_fatal(error)
+            raise httpx.TransportError(f"the batch ends: {error!r}") from None
         return httpx.Response(
             response.status_code,
             headers=response.headers,
