@@ -9,12 +9,15 @@ therefore the async batch's, value classes included.
 
 What stays in the caller's thread: taking messages from the input (so a generator, a
 database cursor or a Django queryset runs in the thread that made it, never on the event
-loop) and everything the caller sees (outcomes, `on_progress`, exceptions). The two
-threads meet once per round: the caller hands over the messages it took (keeping up to
-`concurrency` ahead of the sends) and gets back every outcome ready by then, so a round
-trip between threads is paid per handful of outcomes, not per message. Memory stays
-proportional to `concurrency`: the async batch's window of `2 * concurrency`, at most
-`concurrency` messages handed over and not yet taken, and the outcomes of one round.
+loop) and everything the caller sees (outcomes, `on_progress`, exceptions). The threads
+share two queues and rarely wake each other: the caller keeps up to `concurrency`
+messages in a deque ahead of the sends (waking the loop only when the batch found it
+empty), and a pump task on the loop hands the outcomes over in lists, each trip carrying
+every outcome ready by then. Memory stays proportional to `concurrency`: the async
+batch's window of `2 * concurrency`, the messages in the deque, and at most
+`2 * concurrency` outcomes handed over and not yet yielded (the pump waits beyond that).
+The loop's tasks start in a copy of the caller's context, so its contextvars (a current
+tracing span) apply to the sends.
 
 A client made with the caller's own `http_client` (an `httpx.Client`) keeps sending
 through it: its requests run in worker threads, `concurrency` at a time, and the event
