@@ -308,12 +308,15 @@ class SendMany:
             while True:
                 ready = batch._take_ready()
                 if ready:
-                    # One more turn of the loop first: the replies that came in with this
-                    # one go over in the same trip to the caller's thread (each trip wakes it).
-                    await anyio.lowlevel.checkpoint()
-                    ready += batch._take_ready()
-                    self._handed += len(ready)
-                    outbox.put(ready)
+                    try:
+                        # One more turn of the loop first: the replies that came in with this
+                        # one go over in the same trip to the caller's thread (each wakes it).
+                        await anyio.lowlevel.checkpoint()
+                    finally:
+                        # Cancelled or not: outcomes taken from the batch are handed over.
+                        ready += batch._take_ready()
+                        self._handed += len(ready)
+                        outbox.put(ready)
                     await self._wait_for_room()
                 elif batch._finished():
                     return
