@@ -151,3 +151,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/redis_scaleout.py")
     # The parser before and after, and AsyncPostal beside raw aiohttp, against main's tree.
     session.run("python", "benchmarks/transport.py")
+    session.run("python", "benchmarks/sync_fanout.py")

@@ -335,7 +335,7 @@ CLIENTS: dict[str, tuple[str | None, Callable[[str, int, float], dict[str, float
     "raw httpx, SDK's aiohttp transport": (None, _raw_httpx(_httpx_sdk_pool("aiohttp"))),
     "AsyncPostal (default)": (None, _sdk("httpx")),
     "AsyncPostal (aiohttp extra)": (None, _sdk("aiohttp")),
-    "Postal (sync, threads)": (None, sdk_sync),
+    "Postal (sync)": (None, sdk_sync),
     "postal-py (async)": ("postal-py", postal_py),
     "pyostal": ("pyostal", pyostal),
     "django-anymail (Postal backend)": ("django-anymail", anymail),

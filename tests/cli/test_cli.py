@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -13,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+import postal_sdk
 from postal_sdk import Delivery
-from postal_sdk.cli import main
+from postal_sdk.cli import _parser, main
 from postal_sdk.cli._output import Progress, print_table, to_jsonable
-from postal_sdk.testing import FakePostal
+from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
 from tests.cli.conftest import API_KEY
 
 
@@ -141,7 +144,7 @@ def test_send_many_sends_good_lines_and_writes_every_failure_with_its_line(
     before = len(postal_env.outbox)
     status, out, _ = run(capsys, "send-many", str(source), "--concurrency", "3", "--json")
     summary = json.loads(out)
-    assert status == 1
+    assert status == 3
     assert (summary["sent"], summary["failed"]) == (2, 4)
     assert summary["outcome_unknown"] == []
     assert len(postal_env.outbox) == before + 2
@@ -187,7 +190,7 @@ def test_demo_refuses_to_run_against_a_real_postal(
 ) -> None:
     monkeypatch.setenv("POSTAL_BASE_URL", "https://postal.example.com")
     status, _, err = run(capsys, "demo")
-    assert status == 1
+    assert status == 1  # the guard is a failure, not a usage error
     assert err.count("\n") == 1
     assert "POSTAL_BASE_URL" in err
 
@@ -199,13 +202,24 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize(
-    ("argv", "env", "expected"),
+    ("argv", "env", "expected", "exit_status"),
     [
-        (["deliveries", "1"], {"POSTAL_API_KEY": None}, "POSTAL_API_KEY"),
-        (["deliveries", "1", "--api-key", "wrong"], {}, "InvalidServerAPIKey"),
-        (["message", "999999"], {}, "MessageNotFound"),
-        (["send-many", "/no/such/file.jsonl"], {}, "No such file"),
-        (["send", "--from", "app@example.com", "--text", "Hi"], {}, "no recipient"),
+        (
+            ["deliveries", "1"],
+            {"POSTAL_API_KEY": None},
+            "no API key: pass --api-key or set POSTAL_API_KEY",
+            2,
+        ),
+        (
+            ["deliveries", "1"],
+            {"POSTAL_BASE_URL": None},
+            "no base URL: pass --base-url or set POSTAL_BASE_URL",
+            2,
+        ),
+        (["deliveries", "1", "--api-key", "wrong"], {}, "InvalidServerAPIKey", 4),
+        (["message", "999999"], {}, "MessageNotFound", 1),
+        (["send-many", "/no/such/file.jsonl"], {}, "No such file", 1),
+        (["send", "--from", "app@example.com", "--text", "Hi"], {}, "no recipient", 1),
         (
             [
                 "send",
@@ -220,6 +234,7 @@ def closed_port() -> int:
             ],
             {},
             "No such file",
+            1,
         ),
         (
             [
@@ -235,17 +250,29 @@ def closed_port() -> int:
             ],
             {},
             "Name: value",
+            1,
         ),
-        (["deliveries", "1"], {"POSTAL_BASE_URL": "http://127.0.0.1:{port}"}, "ConnectError"),
+        (
+            ["deliveries", "1"],
+            {"POSTAL_BASE_URL": "http://127.0.0.1:{port}"},
+            "ConnectError",
+            5,
+        ),
+        (["message", "abc"], {}, "is not a whole number", 2),
+        (["fake-server", "--base-url", "http://x"], {}, "unrecognized arguments", 2),
+        (["--base-url", "http://x", "fake-server"], {}, "--base-url does not apply", 2),
+        (["--api-key", "k", "demo"], {}, "--api-key does not apply", 2),
+        (["nonsense"], {}, "invalid choice", 2),
     ],
 )
-def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
+def test_every_failure_is_one_line_on_stderr_with_the_exit_status_of_its_kind(
     postal_env: FakePostal,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     argv: list[str],
     env: dict[str, str | None],
     expected: str,
+    exit_status: int,
 ) -> None:
     for name, value in env.items():
         if value is None:
@@ -253,13 +280,22 @@ def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
         else:
             monkeypatch.setenv(name, value.format(port=closed_port()))
     status, out, err = run(capsys, *argv)
-    assert status == 1
+    assert status == exit_status
     assert out == ""
     assert err.startswith("postal: error: ")
     assert err.count("\n") == 1
     assert expected in err
     assert "Traceback" not in err
     assert "wrong" not in err or "InvalidServerAPIKey" in err
+
+    status, out, err = run(capsys, *argv, "--json")
+    assert status == exit_status
+    assert out == ""
+    assert err.count("\n") == 1
+    error = json.loads(err)["error"]
+    assert error["exit_status"] == exit_status
+    assert error["kind"] == {1: "failed", 2: "usage", 4: "auth", 5: "connection"}[exit_status]
+    assert expected in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -272,16 +308,110 @@ def test_every_failure_is_one_line_on_stderr_and_a_non_zero_exit(
         ["fake-server", "--port", "70000"],
         ["fake-server", "--port", "http"],
         ["fake-server", "--deliver", "Delivered"],
+        ["demo", "--timeout", "0"],
         ["nonsense"],
+        [],
     ],
 )
 def test_bad_arguments_are_a_usage_error(
     capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
+    status, out, err = run(capsys, *argv)
+    assert (status, out) == (2, "")
+    assert err.startswith("postal: error: postal")
+    assert err.count("\n") == 1
+
+
+def test_global_options_go_before_or_after_the_command(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_url = os.environ["POSTAL_BASE_URL"]
+    monkeypatch.delenv("POSTAL_BASE_URL")
+    monkeypatch.delenv("POSTAL_API_KEY")
+    send = ["send", "--from", "a@example.com", "--to", "b@example.org", "--text", "x"]
+    settings = ["--base-url", base_url, "--api-key", API_KEY, "--json"]
+
+    for argv in ([*settings, *send], [*send, *settings], [*settings[:2], *send, *settings[2:]]):
+        status, out, err = run(capsys, *argv)
+        assert (status, err) == (0, "")
+        assert "b@example.org" in json.loads(out)["messages"]
+
+
+def test_version_prints_the_packages_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(argv)
-    assert caught.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"postal {postal_sdk.__version__}\n"
+
+
+def test_every_option_has_help() -> None:
+    parser = _parser()
+    commands = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    for name, command in [("postal", parser), *commands.choices.items()]:
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_fake_server_and_demo_take_only_the_options_they_use() -> None:
+    commands = next(
+        action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    fake_options = {o for a in commands.choices["fake-server"]._actions for o in a.option_strings}
+    demo_options = {o for a in commands.choices["demo"]._actions for o in a.option_strings}
+    assert not fake_options & {"--base-url", "--timeout", "--concurrency"}
+    assert not demo_options & {"--base-url", "--api-key", "--port"}
+
+
+def test_a_partial_failure_has_its_own_exit_status(
+    postal_env: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = {"from": "app@example.com", "to": ["a@example.org"], "plain_body": "Hi"}
+    source = write_jsonl(tmp_path / "some.jsonl", [json.dumps(good), "{not json"])
+
+    status, out, _ = run(capsys, "send-many", str(source), "--json")
+
+    assert status == 3
+    assert (json.loads(out)["sent"], json.loads(out)["failed"]) == (1, 1)
+
+
+def test_the_fake_servers_key_is_the_testing_default(capsys: pytest.CaptureFixture[str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postal_sdk.cli", "fake-server", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        served = json.loads(process.stdout.readline())
+        assert served["api_key"] == DEFAULT_API_KEY
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_no_progress_is_drawn_when_stderr_is_not_a_terminal(
+    postal_env: FakePostal, tmp_path: Path
+) -> None:
+    good = {"from": "app@example.com", "to": ["a@example.org"], "plain_body": "Hi"}
+    source = write_jsonl(tmp_path / "quiet.jsonl", [json.dumps(good)] * 5)
+
+    finished = subprocess.run(  # noqa: S603 - our own command line
+        [sys.executable, "-m", "postal_sdk.cli", "send-many", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    assert "sending" not in finished.stdout
 
 
 def test_fake_server_serves_until_interrupted(tmp_path: Path) -> None:
@@ -342,7 +472,7 @@ def test_bad_lines_of_every_kind_are_reported_with_their_problem(
     failures = tmp_path / "failed-here.jsonl"
     failures.write_text("left over from an earlier run\n")
     status, out, _ = run(capsys, "send-many", str(source), "--failures", str(failures), "--json")
-    assert status == 1
+    assert status == 3
     assert json.loads(out)["failed"] == 4
     problems = [json.loads(line)["error"] for line in failures.read_text().splitlines()]
     assert len(problems) == 4

@@ -33,7 +33,13 @@ from postal_sdk._config import (
     resolve_base_url,
 )
 from postal_sdk._envelope import excerpt, redirect_error, unwrap
-from postal_sdk._http.connecting import CertTypes, ProxyTypes, VerifyTypes, check_connecting
+from postal_sdk._http.connecting import (
+    CertTypes,
+    Connecting,
+    ProxyTypes,
+    VerifyTypes,
+    check_connecting,
+)
 from postal_sdk._http.transport import HTTPBackend, async_pooled_client, check_http_backend
 from postal_sdk._retry import (
     Backoff,
@@ -99,6 +105,11 @@ class _Connection:
     pacer: Pacer | None = None
     journal: Journal | None = None
     tracing: Tracing | None = None
+    connecting: Connecting | None = None
+    """How the SDK's own pool connects (`verify`, `cert`, `proxy`, `trust_env`), kept for
+    the sync `send_many`, which builds an async pool like it."""
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
+    """The SDK's own pool's bound on replies, kept for the same reason."""
 
 
 @attrs.frozen
@@ -254,6 +265,8 @@ class AsyncPostal:
             pacer=_check_pacer(rate_limit, "rate_limit"),
             journal=_check_journal(journal),
             tracing=make_tracing(tracing),
+            connecting=connecting,
+            max_response_size=response_size,
         )
         self._request_headers = _request_headers(self._options)
         self._urls: dict[str, httpx.URL] = {}

@@ -362,15 +362,42 @@ class AsyncSendMany:
             if outcome is not None:
                 self._report(outcome)
                 return outcome
-            if self._workers == 0:
-                if self._abort_cause is not None:
-                    raise BatchAborted(self._abort_cause, self._next_index)
-                if self._source_error is not None:
-                    error, self._source_error = self._source_error, None
-                    raise error
+            if self._finished():
                 raise StopAsyncIteration
-            self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+            await self._wait()
+
+    # The sync `SendMany` drives a batch from another thread with these: it takes every
+    # outcome ready at once (one trip between threads for many outcomes), and wakes a
+    # waiting `_wait` when its input runs dry.
+
+    def _take_ready(self) -> list[SendOutcome]:
+        """Every outcome ready now, each taken as `__anext__` takes it."""
+        ready: list[SendOutcome] = []
+        outcome = self._peek_ready()
+        while outcome is not None:
+            self._report(outcome)
+            ready.append(outcome)
+            outcome = self._peek_ready()
+        return ready
+
+    def _finished(self) -> bool:
+        """Whether every worker is done; raises `BatchAborted`, or the input's exception once."""
+        if self._workers:
+            return False
+        if self._abort_cause is not None:
+            raise BatchAborted(self._abort_cause, self._next_index)
+        if self._source_error is not None:
+            error, self._source_error = self._source_error, None
+            raise error
+        return True
+
+    async def _wait(self) -> None:
+        """Until an outcome is ready, a worker ends, or `_wake` is called."""
+        self._wakeup = anyio.Event()
+        await self._wakeup.wait()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
 
     def _peek_ready(self) -> SendOutcome | None:
         if self._ordered:

@@ -7,9 +7,19 @@
     postal fake-server --port 5000 --webhook http://127.0.0.1:8000/postal --deliver Sent
     postal demo
 
-The server and key come from `--base-url`/`--api-key` or `POSTAL_BASE_URL`/`POSTAL_API_KEY`.
-Add `--json` for output meant for scripts. Every failure is one line on stderr and a
-non-zero exit status, never a traceback.
+The server and key come from `--base-url`/`--api-key` or `POSTAL_BASE_URL`/`POSTAL_API_KEY`;
+these global options go before or after the command. Add `--json` for output meant for
+scripts. Every failure is one line on stderr (one JSON object with `--json`) and a
+non-zero exit status, never a traceback; the status tells the kind of failure:
+
+    0  success
+    1  failure: Postal refused the request (a rejected message, an unknown message id),
+       or a file could not be read or written
+    2  usage: bad arguments, or a missing setting (the base URL, the API key)
+    3  partial failure: send-many sent some messages, others failed or have no outcome
+    4  authentication: the API key is unknown to Postal, or the server is suspended
+    5  connection: Postal could not be reached, timed out, or answered with no envelope
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -23,17 +33,25 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import anyio
 import anyio.to_thread
 import httpx
 
+from postal_sdk import __version__
 from postal_sdk._async.client import AsyncPostal
 from postal_sdk.cli._bulk import BulkReport, FailureLog, count_lines, jsonl_messages, send_all
 from postal_sdk.cli._fake_server import DELIVERY_STATUSES, FakeAutomation, print_fake_server
 from postal_sdk.cli._output import one_line, print_json, print_table, to_jsonable
-from postal_sdk.errors import PostalError
+from postal_sdk.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BatchAborted,
+    ServerSuspended,
+    UnexpectedResponseError,
+)
 from postal_sdk.models import EXPANSIONS, Attachment, Delivery, Message, MessageInfo
 
 if TYPE_CHECKING:
@@ -44,7 +62,23 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-DEFAULT_FAKE_KEY = "fake-postal-api-key-0001"
+EXIT_PARTIAL = 3
+EXIT_AUTH = 4
+EXIT_CONNECTION = 5
+EXIT_INTERRUPTED = 130
+
+_KINDS = {
+    EXIT_FAILED: "failed",
+    EXIT_USAGE: "usage",
+    EXIT_PARTIAL: "partial",
+    EXIT_AUTH: "auth",
+    EXIT_CONNECTION: "connection",
+    EXIT_INTERRUPTED: "interrupted",
+}
+"""The `kind` a `--json` error names, by exit status."""
+
+_CONNECTS = ("send", "send-many", "message", "deliveries")
+"""The commands that talk to a Postal server, and so take the connection options."""
 
 
 class CommandError(Exception):
@@ -55,28 +89,87 @@ class UsageError(CommandError):
     """Bad input that argparse could not check: one line on stderr, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors end in `main` as one line (or one JSON object) like any other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `postal` command; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in arguments
     try:
+        args = _parse(arguments)
+        as_json = args.json
         if inspect.iscoroutinefunction(args.command):
             status: int = anyio.run(args.command, args)
         else:
             status = args.command(args)
     except KeyboardInterrupt:
-        print("postal: interrupted", file=sys.stderr)
-        return 130
-    except UsageError as exc:
-        print(f"postal: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CommandError, PostalError, OSError) as exc:
-        print(f"postal: error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(EXIT_INTERRUPTED, "interrupted", None, as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - every failure is one line, never a traceback
+        return _fail(_exit_status(exc), one_line(exc), exc, as_json=as_json)
     return status
 
 
+def _exit_status(error: BaseException) -> int:
+    if isinstance(error, BatchAborted):
+        error = error.cause
+    if isinstance(error, UsageError):
+        return EXIT_USAGE
+    if isinstance(error, (AuthenticationError, ServerSuspended)):
+        return EXIT_AUTH
+    if isinstance(error, (APIConnectionError, UnexpectedResponseError)):
+        return EXIT_CONNECTION
+    return EXIT_FAILED
+
+
+def _fail(status: int, message: str, error: BaseException | None, *, as_json: bool) -> int:
+    if as_json:
+        report: dict[str, Any] = {
+            "error": {
+                "kind": _KINDS[status],
+                "exit_status": status,
+                "message": message,
+                "type": None if error is None else type(error).__name__,
+                "code": error.code if isinstance(error, APIError) else None,
+            }
+        }
+        print(json.dumps(report, ensure_ascii=False), file=sys.stderr)
+    elif status == EXIT_INTERRUPTED:
+        print(f"postal: {message}", file=sys.stderr)
+    else:
+        print(f"postal: error: {message}", file=sys.stderr)
+    return status
+
+
+def _parse(arguments: list[str]) -> argparse.Namespace:
+    args = _parser().parse_args(arguments)
+    given = vars(args)
+    if args.name not in _CONNECTS:
+        # A global option given before a command that has no use for it.
+        allowed = {"fake-server": {"api_key", "json"}, "demo": {"timeout", "json"}}[args.name]
+        for option in ("base_url", "api_key", "timeout"):
+            if option in given and option not in allowed:
+                flag = "--" + option.replace("_", "-")
+                raise UsageError(f"postal {args.name}: {flag} does not apply to this command")
+    for option, default in (("json", False), ("base_url", None), ("api_key", None)):
+        given.setdefault(option, default)
+    given.setdefault("timeout", 30.0)
+    return args
+
+
 def _client(args: argparse.Namespace) -> AsyncPostal:
+    # Checked here to name the flag as well as the variable (the SDK names `api_key=`).
+    for option, variable, what in (
+        ("base_url", "POSTAL_BASE_URL", "no base URL"),
+        ("api_key", "POSTAL_API_KEY", "no API key"),
+    ):
+        if getattr(args, option) is None and not os.environ.get(variable):
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{what}: pass {flag} or set {variable}")
     return AsyncPostal(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
 
 
@@ -183,12 +276,12 @@ async def _send_many(args: argparse.Namespace) -> int:
                 total=total,
                 failures=failures,
                 report=report,
-                show_progress=not args.json,
+                show_progress=_show_progress(args),
             )
         finally:
             # Printed when interrupted too: what was sent must not go unreported.
             _print_report(f"send-many {source}", report, failures, as_json=args.json)
-    return EXIT_FAILED if report.failed or report.unknown else EXIT_OK
+    return EXIT_PARTIAL if report.failed or report.unknown else EXIT_OK
 
 
 def _print_report(title: str, report: BulkReport, failures: FailureLog, *, as_json: bool) -> None:
@@ -204,7 +297,7 @@ def _print_report(title: str, report: BulkReport, failures: FailureLog, *, as_js
 
 
 def _fake_server(args: argparse.Namespace) -> int:
-    fake = _new_fake(args.api_key or DEFAULT_FAKE_KEY, args.domain)
+    fake = _new_fake(args.api_key, args.domain)
     for url in args.webhook:
         _add_webhook(fake, url)
     chosen: str = args.deliver or ("Sent" if args.webhook else "none")
@@ -241,22 +334,29 @@ def _add_webhook(fake: FakePostal, url: str) -> None:
         raise UsageError(f"argument --webhook: {exc}") from None
 
 
-def _new_fake(api_key: str, domains: Sequence[str]) -> FakePostal:
-    from postal_sdk.testing import FakePostal
+def _new_fake(api_key: str | None, domains: Sequence[str]) -> FakePostal:
+    from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
 
-    return FakePostal(api_key, domains=domains or ("example.com",))
+    return FakePostal(api_key or DEFAULT_API_KEY, domains=domains or ("example.com",))
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar only for a person watching: on stderr, when it is a terminal."""
+    return not args.json and sys.stderr.isatty()
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    if args.base_url or os.environ.get("POSTAL_BASE_URL"):
+    if os.environ.get("POSTAL_BASE_URL"):
         raise CommandError(
             "the demo sends thousands of messages, so it runs only against the embedded fake "
-            "Postal: unset POSTAL_BASE_URL (and drop --base-url) to run it"
+            "Postal: unset POSTAL_BASE_URL to run it"
         )
-    fake = _new_fake(DEFAULT_FAKE_KEY, ["example.com"])
+    fake = _new_fake(None, ["example.com"])
     async with fake.serve_async() as base_url:
-        print(f"Embedded fake Postal at {base_url} (no real mail is sent)")
-        async with AsyncPostal(base_url, DEFAULT_FAKE_KEY, timeout=args.timeout) as postal:
+        if not args.json:
+            print(f"Embedded fake Postal at {base_url} (no real mail is sent)")
+        api_key = fake.server.api_keys[0]
+        async with AsyncPostal(base_url, api_key, timeout=args.timeout) as postal:
             report, failures = BulkReport(), FailureLog(None)
             await send_all(
                 postal,
@@ -265,7 +365,7 @@ async def _demo(args: argparse.Namespace) -> int:
                 total=args.count,
                 failures=failures,
                 report=report,
-                show_progress=not args.json,
+                show_progress=_show_progress(args),
             )
             _print_report(f"Sent {args.count} messages", report, failures, as_json=args.json)
             first = next(entry for entry in fake.outbox if entry.created)
@@ -321,57 +421,135 @@ def _positive_int(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--base-url", help="the Postal web host (default: $POSTAL_BASE_URL)")
-    common.add_argument("--api-key", help="the server's API key (default: $POSTAL_API_KEY)")
-    common.add_argument("--timeout", type=float, default=30.0, help="seconds (default: 30)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    # Each option is declared on the main parser (before the command) and on the commands
+    # that take it (after it), with SUPPRESS as default so that one never hides the other.
+    def connection_options(parser: argparse.ArgumentParser, *, api_key: str) -> None:
+        parser.add_argument(
+            "--base-url",
+            default=argparse.SUPPRESS,
+            metavar="URL",
+            help="the Postal web host, like https://postal.example.com (default: $POSTAL_BASE_URL)",
+        )
+        parser.add_argument("--api-key", default=argparse.SUPPRESS, metavar="KEY", help=api_key)
+        parser.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=argparse.SUPPRESS,
+            metavar="SECONDS",
+            help="how long to wait for Postal's reply (default: 30)",
+        )
 
-    parser = argparse.ArgumentParser(
-        prog="postal", description="Send mail through Postal and look messages up."
+    def json_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print JSON for scripts: results on stdout, an error as one JSON object on stderr",
+        )
+
+    server_key = "the Postal server's API key (default: $POSTAL_API_KEY)"
+    parser = _Parser(
+        prog="postal",
+        description="Send mail through Postal and look messages up.",
+        epilog="Exit status: 0 success, 1 failure, 2 usage, 3 partial failure (send-many), "
+        "4 authentication, 5 connection, 130 interrupted.",
     )
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"postal {__version__}")
+    connection_options(parser, api_key=server_key)
+    json_option(parser)
+    commands = parser.add_subparsers(
+        title="commands", required=True, metavar="COMMAND", dest="name", parser_class=_Parser
+    )
 
-    send = commands.add_parser("send", parents=[common], help="send one message")
+    send = commands.add_parser("send", help="send one message")
     send.set_defaults(command=_send)
-    send.add_argument("--from", dest="from_", required=True, metavar="ADDRESS")
-    send.add_argument("--to", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--cc", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--bcc", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--subject")
+    connection_options(send, api_key=server_key)
+    json_option(send)
+    send.add_argument(
+        "--from", dest="from_", required=True, metavar="ADDRESS", help="the sender (required)"
+    )
+    send.add_argument(
+        "--to", action="append", default=[], metavar="ADDRESS", help="a recipient (repeatable)"
+    )
+    send.add_argument(
+        "--cc", action="append", default=[], metavar="ADDRESS", help="a Cc recipient (repeatable)"
+    )
+    send.add_argument(
+        "--bcc",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a Bcc recipient (repeatable)",
+    )
+    send.add_argument("--subject", help="the subject line")
     send.add_argument("--text", help="the plain body, or @FILE to read it from a file")
     send.add_argument("--html", help="the HTML body, or @FILE to read it from a file")
-    send.add_argument("--reply-to")
-    send.add_argument("--tag")
-    send.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
-    send.add_argument("--attach", action="append", default=[], metavar="PATH")
-
-    many = commands.add_parser(
-        "send-many", parents=[common], help="send every message of a JSONL file"
+    send.add_argument("--reply-to", metavar="ADDRESS", help="the Reply-To address")
+    send.add_argument("--tag", help="a tag to find the message by in Postal")
+    send.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra header (repeatable)",
     )
+    send.add_argument(
+        "--attach", action="append", default=[], metavar="PATH", help="attach a file (repeatable)"
+    )
+
+    many = commands.add_parser("send-many", help="send every message of a JSONL file")
     many.set_defaults(command=_send_many)
-    many.add_argument("file", metavar="FILE.jsonl", help="one send/message (or send/raw) per line")
-    many.add_argument("--concurrency", type=_positive_int, default=20, metavar="N")
+    connection_options(many, api_key=server_key)
+    json_option(many)
+    many.add_argument(
+        "file",
+        metavar="FILE.jsonl",
+        help="one message per line, as Postal's send/message (or send/raw) takes it",
+    )
+    many.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="messages in flight at once (default: 20)",
+    )
     many.add_argument(
         "--failures", metavar="FILE", help="where failed lines go (default: FILE.failed.jsonl)"
     )
 
-    message = commands.add_parser("message", parents=[common], help="look a message up")
+    message = commands.add_parser("message", help="look a message up")
     message.set_defaults(command=_message)
-    message.add_argument("id", type=_positive_int)
-    message.add_argument("--expand", type=_expand, default="status,details", help="names, or all")
-
-    deliveries = commands.add_parser(
-        "deliveries", parents=[common], help="list a message's delivery attempts"
+    connection_options(message, api_key=server_key)
+    json_option(message)
+    message.add_argument("id", type=_positive_int, help="the message id a send returned")
+    message.add_argument(
+        "--expand",
+        type=_expand,
+        default="status,details",
+        metavar="NAMES",
+        help=f"comma-separated parts to include, or all: {', '.join(EXPANSIONS)} "
+        "(default: status,details)",
     )
+
+    deliveries = commands.add_parser("deliveries", help="list a message's delivery attempts")
     deliveries.set_defaults(command=_deliveries)
-    deliveries.add_argument("id", type=_positive_int)
+    connection_options(deliveries, api_key=server_key)
+    json_option(deliveries)
+    deliveries.add_argument("id", type=_positive_int, help="the message id a send returned")
 
-    fake = commands.add_parser(
-        "fake-server", parents=[common], help="serve a fake Postal on 127.0.0.1 for testing"
-    )
+    fake = commands.add_parser("fake-server", help="serve a fake Postal on 127.0.0.1 for testing")
     fake.set_defaults(command=_fake_server)
-    fake.add_argument("--port", type=_port, default=5000, help="0 picks a free port")
+    json_option(fake)
+    fake.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        metavar="KEY",
+        help="the key the fake accepts (default: postal_sdk.testing.DEFAULT_API_KEY, "
+        "shown in the banner)",
+    )
+    fake.add_argument(
+        "--port", type=_port, default=5000, help="the port to listen on; 0 picks a free one"
+    )
     fake.add_argument(
         "--domain",
         action="append",
@@ -395,12 +573,42 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="bulk-send to an embedded fake Postal and show the results"
+        "demo", help="bulk-send to an embedded fake Postal and show the results"
     )
     demo.set_defaults(command=_demo)
-    demo.add_argument("--count", type=_positive_int, default=3000, metavar="N")
-    demo.add_argument("--concurrency", type=_positive_int, default=50, metavar="N")
+    json_option(demo)
+    demo.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long to wait for the fake's reply (default: 30)",
+    )
+    demo.add_argument(
+        "--count",
+        type=_positive_int,
+        default=3000,
+        metavar="N",
+        help="how many messages to send (default: 3000)",
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="messages in flight at once (default: 50)",
+    )
     return parser
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return number
 
 
 def _port(value: str) -> int:

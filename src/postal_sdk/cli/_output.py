@@ -77,7 +77,10 @@ def print_table(
 
 
 class Progress:
-    """A progress bar on stderr (rich's when installed, else a line redrawn in place)."""
+    """A progress bar on stderr (rich's when installed, else a line redrawn in place).
+
+    The command enables it only when stderr is a terminal: nothing is drawn into a file.
+    """
 
     def __init__(self, total: int | None, description: str, *, enabled: bool = True) -> None:
         self._total = total
@@ -93,6 +96,7 @@ class Progress:
         if not self._enabled:
             return self
         try:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -108,6 +112,8 @@ class Progress:
             MofNCompleteColumn(),
             TextColumn("failed: {task.fields[failed]}"),
             TimeElapsedColumn(),
+            # rich draws on stdout by default: the bar would mix with the results there.
+            console=Console(stderr=True),
             transient=False,
         )
         self._rich.__enter__()
