@@ -144,10 +144,16 @@ def test_a_campaign_across_celery_workers_survives_a_killed_worker(
 ) -> None:  # fmt: skip
     started, env, arrivals = workers
     give_up = time.monotonic() + DEADLINE
-    control = Celery(broker=redis_url)
-    wait_until(
-        lambda: len(control.control.ping(timeout=0.5)) == WORKERS, "the workers to start", give_up
-    )
+    with Celery(broker=redis_url, set_as_current=False) as control:
+        wait_until(
+            lambda: len(control.control.ping(timeout=0.5)) == WORKERS,
+            "the workers to start",
+            give_up,
+        )
+        # Its broker connections closed now: kombu "cleans up" a pool that still holds any
+        # after every later fork in this process, reading the socket shared with the parent
+        # (a forked child of a later test would hang there).
+        control.pool.force_close_all()
     campaign = tmp_path / "campaign.jsonl"
     subjects = {str(line): f"Newsletter 7, part {line}" for line in range(1, MESSAGES + 1)}
     campaign.write_text(
