@@ -155,6 +155,7 @@ def test_an_existing_results_or_failures_file_is_never_overwritten_unasked(
     existing.write_text("an earlier run's lines\n")
     status, out, err = run(capsys, "send-many", str(source), which, str(existing))
     assert status == 2
+    assert out == ""
     assert err == f"postal: error: {existing} exists: pass --overwrite to replace it\n"
     assert existing.read_text() == "an earlier run's lines\n"
     assert fake.outbox == ()
@@ -254,7 +255,7 @@ def test_a_stopped_run_rerun_with_its_journal_sends_each_line_at_most_once(
     by_child = subjects(fake)
 
     results = tmp_path / "results.jsonl"
-    status, out, _ = run(capsys, "send-many", str(source), *options, "--results", str(results))
+    status, _, _ = run(capsys, "send-many", str(source), *options, "--results", str(results))
     records = read_results(results)
 
     assert sorted(records) == list(range(1, COUNT + 1))
