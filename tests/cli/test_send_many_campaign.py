@@ -231,8 +231,18 @@ def test_a_stopped_run_rerun_with_its_journal_sends_each_line_at_most_once(
     source = write_jsonl(tmp_path / "big.jsonl", [line(n) for n in range(1, COUNT + 1)])
     journal = tmp_path / "sends.db"
     options = ["--journal", str(journal), "--concurrency", str(CONCURRENCY)]
+    child_results = tmp_path / "child-results.jsonl"
     child = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "postal_sdk.cli", "send-many", str(source), *options],
+        [
+            sys.executable,
+            "-m",
+            "postal_sdk.cli",
+            "send-many",
+            str(source),
+            *options,
+            "--results",
+            str(child_results),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -252,6 +262,12 @@ def test_a_stopped_run_rerun_with_its_journal_sends_each_line_at_most_once(
         assert child.returncode == 130
         assert "Traceback" not in child_err
         assert "never sent; resume from line" in child_err
+        # Its results were written out as it stopped: each send it saw succeed, it made.
+        reported = read_results(child_results)
+        assert reported
+        for number, record in reported.items():
+            assert "error" not in record
+            assert f"m{number}" in subjects(fake)
     by_child = subjects(fake)
 
     results = tmp_path / "results.jsonl"

@@ -286,15 +286,11 @@ async def _send_many(args: argparse.Namespace) -> int:
         failures.path.unlink()  # --overwrite: the failures of this run only
     journal = _journal(args.journal) if args.journal else None
     report = BulkReport()
+    results_file = None
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            results = None
-            if results_path is not None:
-                file = await stack.enter_async_context(
-                    await anyio.open_file(results_path, "w", encoding="utf-8")
-                )
-                results = ResultLog(file)
-            postal = await stack.enter_async_context(_client(args, journal))
+        if results_path is not None:
+            results_file = await anyio.open_file(results_path, "w", encoding="utf-8")
+        async with _client(args, journal) as postal:
             try:
                 await send_all(
                     postal,
@@ -306,7 +302,7 @@ async def _send_many(args: argparse.Namespace) -> int:
                     show_progress=_show_progress(args),
                     keyed=journal is not None,
                     rate_limit=args.rate,
-                    results=results,
+                    results=None if results_file is None else ResultLog(results_file),
                 )
             finally:
                 # Printed when interrupted too: what was sent must not go unreported.
@@ -314,8 +310,11 @@ async def _send_many(args: argparse.Namespace) -> int:
                     f"send-many {source}", report, failures, results_path, as_json=args.json
                 )
     finally:
-        if journal is not None:
-            with anyio.CancelScope(shield=True):
+        # Shielded: an interrupted run must still write out its results and the journal's.
+        with anyio.CancelScope(shield=True):
+            if results_file is not None:
+                await results_file.aclose()
+            if journal is not None:
                 await journal.async_close()
     failed = report.failed or report.unknown or report.in_doubt
     return EXIT_PARTIAL if failed else EXIT_OK

@@ -209,7 +209,7 @@ async def send_all(
             index += 1
             yield item
 
-    def key(index: int, message: object) -> str:
+    def key_at(index: int, message: object) -> str:
         return key_of[index]
 
     aborted: BatchAborted | None = None
@@ -219,12 +219,12 @@ async def send_all(
                 messages(progress),
                 concurrency=concurrency,
                 rate_limit=rate_limit,
-                key=key if keyed else None,
+                key=key_at if keyed else None,
             )
             async with batch as outcomes:
                 async for outcome in outcomes:
                     where = where_of.pop(outcome.index)
-                    line_key_ = key_of.pop(outcome.index, None)
+                    key = key_of.pop(outcome.index, None)
                     if outcome.error is None:
                         if outcome.replayed:
                             report.already_sent += 1
@@ -238,7 +238,7 @@ async def send_all(
                         report.errors[code or type(outcome.error).__name__] += 1
                         failures.add(where, _one_line(outcome.error), code, None)
                     if results is not None:
-                        await results.add(where, line_key_, outcome.result, outcome.error)
+                        await results.add(where, key, outcome.result, outcome.error)
                     progress.advance(failed=outcome.error is not None)
                     if report.failed and report.failed % 100 == 0:
                         await failures.flush()
