@@ -286,3 +286,32 @@ def test_a_stopped_run_rerun_with_its_journal_sends_each_line_at_most_once(
         assert record["replayed"] == (f"m{number}" in by_child)
     assert status == (3 if in_doubt else 0)
     assert sum(by_child.values()) >= STOP_AFTER
+
+
+def test_a_batch_stopped_by_a_wrong_key_says_where_to_resume(
+    fake: FakePostal,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("POSTAL_API_KEY", "wrong-key-0000000000000000")
+    source = write_jsonl(tmp_path / "batch.jsonl", [line(n) for n in range(1, 51)])
+    options = ["--journal", str(tmp_path / "s.db"), "--json"]
+    status, out, err = run(capsys, "send-many", str(source), *options)
+    summary = json.loads(out)
+    assert status == 4
+    assert summary["sent"] == 0
+    assert summary["in_doubt"] == []
+    # The sends under way failed; none after them was sent.
+    assert 0 < summary["failed"] < 50
+    assert summary["failed"] + summary["never_sent"] == 50
+    assert summary["resume_from_line"] == summary["failed"] + 1
+    assert f"resume from line {summary['failed'] + 1}" in err
+    assert fake.outbox == ()
+
+    # Refused sends are not journaled as sent: the rerun with the right key sends them all.
+    monkeypatch.setenv("POSTAL_API_KEY", API_KEY)
+    status, out, _ = run(capsys, "send-many", str(source), *options, "--overwrite")
+    assert status == 0
+    assert json.loads(out)["sent"] == 50
+    assert len(fake.outbox) == 50
