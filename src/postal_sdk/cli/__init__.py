@@ -17,7 +17,8 @@ non-zero exit status, never a traceback; the status tells the kind of failure:
     1  failure: Postal refused the request (a rejected message, an unknown message id),
        or a file could not be read or written
     2  usage: bad arguments, or a missing setting (the base URL, the API key)
-    3  partial failure: send-many sent some messages, others failed or have no outcome
+    3  partial failure: send-many sent some messages, others failed, have no outcome,
+       or are in doubt (a journal holds their intent but no result)
     4  authentication: the API key is unknown to Postal, or the server is suspended
     5  connection: Postal could not be reached, timed out, or answered with no envelope
     130  interrupted (Ctrl-C)

@@ -107,7 +107,7 @@ class ResultLog:
     its `code`, and `in_doubt` for a send that may have reached Postal).
     """
 
-    def __init__(self, file: Any) -> None:
+    def __init__(self, file: anyio.AsyncFile[str]) -> None:
         self._file = file
 
     async def add(
