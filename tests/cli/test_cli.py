@@ -471,7 +471,9 @@ def test_bad_lines_of_every_kind_are_reported_with_their_problem(
     )
     failures = tmp_path / "failed-here.jsonl"
     failures.write_text("left over from an earlier run\n")
-    status, out, _ = run(capsys, "send-many", str(source), "--failures", str(failures), "--json")
+    status, out, _ = run(
+        capsys, "send-many", str(source), "--failures", str(failures), "--overwrite", "--json"
+    )
     assert status == 3
     assert json.loads(out)["failed"] == 4
     problems = [json.loads(line)["error"] for line in failures.read_text().splitlines()]

@@ -18,7 +18,7 @@ SETUP, *EXAMPLES = re.findall(r"```bash\n(.*?)```", PAGE.read_text(encoding="utf
 
 
 def test_the_page_has_its_examples() -> None:
-    assert len(EXAMPLES) == 7
+    assert len(EXAMPLES) == 8
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="the examples are bash scripts")

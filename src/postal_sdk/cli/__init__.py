@@ -2,6 +2,7 @@
 
     postal send --from app@example.com --to john@example.com --subject Hi --text Hello
     postal send-many messages.jsonl --concurrency 50
+    postal send-many messages.jsonl --rate 600/hour --journal sends.db --results results.jsonl
     postal message 123 --expand status,details
     postal deliveries 123
     postal fake-server --port 5000 --webhook http://127.0.0.1:8000/postal --deliver Sent
@@ -16,7 +17,8 @@ non-zero exit status, never a traceback; the status tells the kind of failure:
     1  failure: Postal refused the request (a rejected message, an unknown message id),
        or a file could not be read or written
     2  usage: bad arguments, or a missing setting (the base URL, the API key)
-    3  partial failure: send-many sent some messages, others failed or have no outcome
+    3  partial failure: send-many sent some messages, others failed, have no outcome,
+       or are in doubt (a journal holds their intent but no result)
     4  authentication: the API key is unknown to Postal, or the server is suspended
     5  connection: Postal could not be reached, timed out, or answered with no envelope
     130  interrupted (Ctrl-C)
@@ -41,7 +43,14 @@ import httpx
 
 from postal_sdk import __version__
 from postal_sdk._async.client import AsyncPostal
-from postal_sdk.cli._bulk import BulkReport, FailureLog, count_lines, jsonl_messages, send_all
+from postal_sdk.cli._bulk import (
+    BulkReport,
+    FailureLog,
+    ResultLog,
+    count_lines,
+    jsonl_messages,
+    send_all,
+)
 from postal_sdk.cli._fake_server import DELIVERY_STATUSES, FakeAutomation, print_fake_server
 from postal_sdk.cli._output import one_line, print_json, print_table, to_jsonable
 from postal_sdk.errors import (
@@ -49,10 +58,13 @@ from postal_sdk.errors import (
     APIError,
     AuthenticationError,
     BatchAborted,
+    InvalidArgumentError,
     ServerSuspended,
     UnexpectedResponseError,
 )
+from postal_sdk.journal import Journal, SQLiteJournal
 from postal_sdk.models import EXPANSIONS, Attachment, Delivery, Message, MessageInfo
+from postal_sdk.pacing import RateLimit
 
 if TYPE_CHECKING:
     from postal_sdk.testing import DeliveryStatus, FakePostal
@@ -161,7 +173,7 @@ def _parse(arguments: list[str]) -> argparse.Namespace:
     return args
 
 
-def _client(args: argparse.Namespace) -> AsyncPostal:
+def _client(args: argparse.Namespace, journal: Journal | None = None) -> AsyncPostal:
     # Checked here to name the flag as well as the variable (the SDK names `api_key=`).
     for option, variable, what in (
         ("base_url", "POSTAL_BASE_URL", "no base URL"),
@@ -170,7 +182,9 @@ def _client(args: argparse.Namespace) -> AsyncPostal:
         if getattr(args, option) is None and not os.environ.get(variable):
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"{what}: pass {flag} or set {variable}")
-    return AsyncPostal(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    return AsyncPostal(
+        base_url=args.base_url, api_key=args.api_key, timeout=args.timeout, journal=journal
+    )
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -263,35 +277,97 @@ async def _send_many(args: argparse.Namespace) -> int:
     failures = FailureLog(
         Path(args.failures) if args.failures else source.with_suffix(".failed.jsonl")
     )
-    if failures.path is not None and failures.path.exists():
-        failures.path.unlink()  # a file from an earlier run would mix two runs' failures
+    results_path = Path(args.results) if args.results else None
+    for path in (failures.path, results_path):
+        # A file from an earlier run holds that run's lines: never replaced unasked.
+        if path is not None and path.exists() and not args.overwrite:
+            raise UsageError(f"{path} exists: pass --overwrite to replace it")
     total = await count_lines(source)
+    if failures.path is not None and failures.path.exists():
+        failures.path.unlink()  # --overwrite: the failures of this run only
+    journal = _journal(args.journal) if args.journal else None
     report = BulkReport()
-    async with _client(args) as postal:
+    results_file = None
+    try:
+        if results_path is not None:
+            results_file = await anyio.open_file(results_path, "w", encoding="utf-8")
+        async with _client(args, journal) as postal:
+            try:
+                await send_all(
+                    postal,
+                    jsonl_messages(source),
+                    concurrency=args.concurrency,
+                    total=total,
+                    failures=failures,
+                    report=report,
+                    show_progress=_show_progress(args),
+                    keyed=journal is not None,
+                    rate_limit=args.rate,
+                    results=None if results_file is None else ResultLog(results_file),
+                )
+            finally:
+                # Printed when interrupted too: what was sent must not go unreported.
+                _print_report(
+                    f"send-many {source}", report, failures, results_path, as_json=args.json
+                )
+    finally:
+        # Shielded: an interrupted run must still write out its results and the journal's.
+        with anyio.CancelScope(shield=True):
+            if results_file is not None:
+                await results_file.aclose()
+            if journal is not None:
+                await journal.async_close()
+    failed = report.failed or report.unknown or report.in_doubt
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _journal(where: str) -> Journal:
+    """A `redis://`/`rediss://` URL is a Redis journal (the redis extra); else a SQLite file."""
+    if where.startswith(("redis://", "rediss://")):
         try:
-            await send_all(
-                postal,
-                jsonl_messages(source),
-                concurrency=args.concurrency,
-                total=total,
-                failures=failures,
-                report=report,
-                show_progress=_show_progress(args),
-            )
-        finally:
-            # Printed when interrupted too: what was sent must not go unreported.
-            _print_report(f"send-many {source}", report, failures, as_json=args.json)
-    return EXIT_PARTIAL if report.failed or report.unknown else EXIT_OK
+            from postal_sdk.redis import RedisJournal
+        except ImportError:
+            raise CommandError(
+                "--journal redis://... needs the 'redis' extra: pip install 'postal-sdk[redis]'"
+            ) from None
+        return RedisJournal(where)
+    return SQLiteJournal(where)
 
 
-def _print_report(title: str, report: BulkReport, failures: FailureLog, *, as_json: bool) -> None:
+def _print_report(
+    title: str,
+    report: BulkReport,
+    failures: FailureLog,
+    results: Path | None = None,
+    *,
+    as_json: bool,
+) -> None:
     summary = report.as_dict()
     summary["failures_file"] = str(failures.path) if report.failed and failures.path else None
+    summary["results_file"] = None if results is None else str(results)
+    if report.in_doubt:
+        # On stderr as well: these need a person to look them up in Postal.
+        listed = ", ".join(f"line {line} (key {key})" for line, key in report.in_doubt)
+        print(
+            f"postal: {len(report.in_doubt)} line(s) in doubt, not resent (an earlier send "
+            f"may have reached Postal; look them up, then resolve them in the journal): "
+            f"{listed}",
+            file=sys.stderr,
+        )
+    if report.resume_from is not None:
+        print(
+            f"postal: stopped before the end: {report.never_sent} line(s) never sent; "
+            f"resume from line {report.resume_from} (or rerun the whole file with the same "
+            "--journal: lines already sent are not sent again)",
+            file=sys.stderr,
+        )
     if as_json:
         print(json.dumps(summary))
         return
     errors = summary.pop("errors")
+    in_doubt = summary.pop("in_doubt")
     rows = [(key.replace("_", " "), value) for key, value in summary.items() if value]
+    rows += [("in doubt", len(in_doubt))] if in_doubt else []
     rows += [(f"  {error}", count) for error, count in errors.items()]
     print_table(title, (), rows)
 
@@ -382,7 +458,7 @@ async def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo_messages(count: int) -> Iterator[tuple[int, Message]]:
+def _demo_messages(count: int) -> Iterator[tuple[int, Message, None]]:
     for number in range(count):
         # Every 500th message is from a domain the server has not verified, to show that a
         # rejected message is one failed outcome, not the end of the batch.
@@ -396,7 +472,15 @@ def _demo_messages(count: int) -> Iterator[tuple[int, Message]]:
                 plain_body="Hello from postal-sdk's demo.",
                 tag="demo",
             ),
+            None,
         )
+
+
+def _rate(value: str) -> RateLimit:
+    try:
+        return RateLimit.parse(value)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _expand(value: str) -> str:
@@ -515,6 +599,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     many.add_argument(
         "--failures", metavar="FILE", help="where failed lines go (default: FILE.failed.jsonl)"
+    )
+    many.add_argument(
+        "--rate",
+        type=_rate,
+        metavar="COUNT/PERIOD",
+        help="send at most this fast, evenly spaced: 600/hour, 10/minute, 5/second, 10/2.5 "
+        "(seconds); keep it under the Postal server's send limit",
+    )
+    many.add_argument(
+        "--journal",
+        metavar="PATH|URL",
+        help="record each line's send in a journal (a SQLite file, or redis://... with the "
+        'redis extra), keyed by its line number or its "key": a rerun sends no line twice',
+    )
+    many.add_argument(
+        "--results",
+        metavar="FILE",
+        help="write one JSON line per input line: line, key, message ids and tokens, or the error",
+    )
+    many.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing failures or results file (refused otherwise)",
     )
 
     message = commands.add_parser("message", help="look a message up")
