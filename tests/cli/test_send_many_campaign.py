@@ -315,3 +315,18 @@ def test_a_batch_stopped_by_a_wrong_key_says_where_to_resume(
     assert status == 0
     assert json.loads(out)["sent"] == 50
     assert len(fake.outbox) == 50
+
+
+def test_a_rerun_with_a_redis_journal_sends_nothing_twice(
+    fake: FakePostal, capsys: pytest.CaptureFixture[str], tmp_path: Path, redis_url: str
+) -> None:
+    source = write_jsonl(tmp_path / "campaign.jsonl", [line(n) for n in range(1, 11)])
+    options = ["--journal", redis_url, "--rate", "100/second", "--json"]
+
+    first_status, first, _ = run(capsys, "send-many", str(source), *options)
+    again_status, again, _ = run(capsys, "send-many", str(source), *options)
+
+    assert (first_status, again_status) == (0, 0)
+    assert (json.loads(first)["sent"], json.loads(first)["already_sent"]) == (10, 0)
+    assert (json.loads(again)["sent"], json.loads(again)["already_sent"]) == (0, 10)
+    assert subjects(fake) == Counter({f"m{n}": 1 for n in range(1, 11)})
