@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,19 @@ def test_a_client_certificate_is_loaded_into_a_given_context(
     assert send(flavour, mtls_url, verify=trusting(ca), cert=str(files.client_combined)).messages
 
 
+# Python 3.10's asyncio leaves the transport of a failed TLS handshake for the collector,
+# which warns (its SSL protocol was rewritten in 3.11); aiohttp meets it when the server
+# refuses the client. Only that warning, only there, is let through.
+def _tolerate_py310_failed_handshake_leak(test: Callable[..., None]) -> Callable[..., None]:
+    if sys.version_info >= (3, 11):
+        return test
+    return pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <function _SSLProtocolTransport.__del__"
+        ":pytest.PytestUnraisableExceptionWarning"
+    )(test)
+
+
+@_tolerate_py310_failed_handshake_leak
 def test_a_server_that_requires_a_client_certificate_refuses_a_client_without_one(
     flavour: str, mtls_url: str, files: Files
 ) -> None:
