@@ -64,6 +64,17 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -
         time.sleep(0.005)
 
 
+def settled(fake: FakePostal, quiet: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until the fake's outbox has not grown for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    seen, since = len(fake.outbox), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the fake's outbox kept growing"
+        time.sleep(0.05)
+        if len(fake.outbox) != seen:
+            seen, since = len(fake.outbox), time.monotonic()
+
+
 @pytest.mark.parametrize("rate", ["fast", "0/second", "5/fortnight", "-3/hour", "10/0"])
 def test_a_bad_rate_is_a_usage_error_on_one_line(
     rate: str, capsys: pytest.CaptureFixture[str]
@@ -268,6 +279,9 @@ def test_a_stopped_run_rerun_with_its_journal_sends_each_line_at_most_once(
         for number, record in reported.items():
             assert "error" not in record
             assert f"m{number}" in subjects(fake)
+    # Sends the child had under way may still be handled by the server after it died:
+    # they are the child's, so wait for the outbox to stop growing before taking stock.
+    settled(fake)
     by_child = subjects(fake)
 
     results = tmp_path / "results.jsonl"
