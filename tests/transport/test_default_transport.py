@@ -19,8 +19,8 @@ import respx
 
 from postal_sdk._http.transport import (
     AsyncDefaultTransport,
-    _AsyncClient,
-    _Client,
+    AsyncPooledClient,
+    PooledClient,
     _Cookies,
     async_pooled_client,
     pooled_client,
@@ -52,7 +52,7 @@ SHORT = httpx.Timeout(5.0, read=0.2, write=0.2)
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with _AsyncClient(transport=AsyncDefaultTransport(4), timeout=SHORT) as client:
+    async with AsyncPooledClient(transport=AsyncDefaultTransport(4), timeout=SHORT) as client:
         yield client
 
 
@@ -60,7 +60,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 async def test_each_event_loop_gets_its_own_pool(anyio_backend: str) -> None:
     transport = AsyncDefaultTransport(4)
     with ScriptedServer(keep_alive) as server:
-        async with _AsyncClient(transport=transport) as http:
+        async with AsyncPooledClient(transport=transport) as http:
             assert (await http.get(server.url)).content == b"{}"
             native = transport._asyncio._open == 1
             shards = sum(shard.busy for shard in transport._sharded._shards)
@@ -148,7 +148,7 @@ async def test_a_reply_larger_than_the_read_buffer_is_read_whole(
 
 async def test_tls_works_with_the_context_it_is_given(tmp_path: Path) -> None:
     server_tls, client_tls = tls_contexts(tmp_path)
-    async with _AsyncClient(transport=AsyncDefaultTransport(4, client_tls)) as http:
+    async with AsyncPooledClient(transport=AsyncDefaultTransport(4, client_tls)) as http:
         with ScriptedServer(keep_alive, tls=server_tls) as server:
             assert (await http.get(server.url)).content == b"{}"
             assert (await http.get(server.url)).content == b"{}"
@@ -176,7 +176,7 @@ def cookie_reply(request: httpx.Request) -> httpx.Response:
 
 
 def test_the_sdks_client_keeps_the_cookies_a_reply_sets_and_skips_the_jar_otherwise() -> None:
-    with _Client(transport=httpx.MockTransport(cookie_reply)) as client:
+    with PooledClient(transport=httpx.MockTransport(cookie_reply)) as client:
         client.get("http://postal.test/api")
         assert len(client.cookies.jar) == 0
         client.get("http://postal.test/login")
@@ -189,7 +189,7 @@ def test_the_sdks_client_keeps_the_cookies_a_reply_sets_and_skips_the_jar_otherw
 
 @pytest.mark.anyio
 async def test_the_sdks_async_client_keeps_the_cookies_a_reply_sets() -> None:
-    async with _AsyncClient(transport=httpx.MockTransport(cookie_reply)) as client:
+    async with AsyncPooledClient(transport=httpx.MockTransport(cookie_reply)) as client:
         await client.get("http://postal.test/login")
         assert client.cookies["session"] == "abc"
     http = async_pooled_client(4, httpx.Timeout(5.0))
@@ -202,7 +202,7 @@ async def test_a_respx_mock_sees_every_request_then_the_own_pool_takes_over_agai
     anyio_backend: str,
 ) -> None:
     transport = AsyncDefaultTransport(4)
-    async with _AsyncClient(transport=transport) as http:
+    async with AsyncPooledClient(transport=transport) as http:
         with respx.mock(assert_all_called=True) as mock:
             route = mock.get("http://postal.test/").respond(json={"mocked": True})
             assert (await http.get("http://postal.test/")).json() == {"mocked": True}

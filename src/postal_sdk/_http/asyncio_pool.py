@@ -32,7 +32,7 @@ import select
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from typing import cast
 
 import httpx
@@ -45,6 +45,7 @@ from postal_sdk._http.http11 import (
     ResponseTooLarge,
     serialize_request_head,
 )
+from postal_sdk._http.reply import Reply
 from postal_sdk.errors import ClientClosedError, ResponseTooLargeError
 
 __all__ = ["AsyncioPoolTransport"]
@@ -315,52 +316,22 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on a pooled connection and read the whole reply."""
-        if self._generation != fork.current():
-            # A forked child: the parent's connections and loop are not ours to touch.
-            fork.abandon((self._idle, self._waiters))
-            self._reset()
-        extensions = request.extensions
-        timeouts = extensions.get("timeout", {})
-        total = extensions.get("total_timeout")
         url = request.url
         try:
             method = request.method.encode("ascii")
-            head_bytes = serialize_request_head(method, url.raw_path, request.headers.raw)
+            head = serialize_request_head(method, url.raw_path, request.headers.raw)
         except (ProtocolError, UnicodeEncodeError) as error:
             raise httpx.LocalProtocolError(str(error), request=request) from None
-        if url.raw_scheme not in (b"http", b"https"):
-            # Before taking a slot: such a request has nothing to wait for room for.
-            raise httpx.UnsupportedProtocol(
-                f"the URL scheme {url.raw_scheme!r} is not http or https", request=request
-            )
-        loop = asyncio.get_running_loop()
-        deadline = None if total is None else loop.time() + total
-        connection = await self._acquire(_origin(url), timeouts, deadline, request, loop)
-        reader = ResponseReader(method, self._max_response_size)
-        # Before the request is written: the reply may come in the same loop iteration.
-        connection.reader = reader
-        phase = _WRITE
-        try:
-            await connection.send(head_bytes, _body(request), timeouts.get("write"), deadline)
-            phase = _READ
-            await connection.receive(reader, timeouts.get("read"), deadline)
-        except BaseException as error:
-            if (
-                not reader.size
-                and connection.idle_for < _CLOSES_AFTER_REPLY
-                and isinstance(error, (ProtocolError, ConnectionError))
-            ):
-                # Written on a connection the server was closing as its last reply ended
-                # (no reply, or a reset): it closes them all so.
-                self._avoid_reuse(connection.origin, loop.time())
-            self._discard(connection, abort=True)
-            if isinstance(error, Exception):
-                mapped = _httpx_error(error, request, phase, total)
-                if mapped is not error:
-                    raise mapped from error
-            raise
-        connection.reader = None
-        self._settle(connection, reader, loop.time())
+        extensions = request.extensions
+        reader = await self._exchange(
+            method,
+            url,
+            head,
+            _body(request),
+            extensions.get("timeout", {}),
+            extensions.get("total_timeout"),
+            request,
+        )
         # A stream, not `content=`: that would add a Content-Length the server did not send.
         response = httpx.Response(
             reader.status,
@@ -375,6 +346,88 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         # `aread` would take it through a chain of async generators on every send.
         response.read()
         return response
+
+    async def exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: httpx.Headers,
+        body: bytes | None,
+        timeouts: Mapping[str, float | None],
+        total_timeout: float | None,
+    ) -> Reply:
+        """The SDK's own request, sent as httpx would send it, without its models.
+
+        On the wire as `httpx.Request(method, url, content=body, headers=headers)` is
+        (`Host` first, `Content-Length` last), with the same errors; `timeouts` and
+        `total_timeout` as the extensions of `handle_async_request` give them.
+        """
+        raw = [(b"Host", url.netloc), *headers.raw]
+        if body is not None:
+            raw.append((b"Content-Length", b"%d" % len(body)))
+        try:
+            method_bytes = method.encode("ascii")
+            head = serialize_request_head(method_bytes, url.raw_path, raw)
+        except (ProtocolError, UnicodeEncodeError) as error:
+            raise httpx.LocalProtocolError(str(error)) from None
+        reader = await self._exchange(
+            method_bytes, url, head, body or b"", timeouts, total_timeout, None
+        )
+        return Reply(reader.status, reader.body, reader.headers)
+
+    async def _exchange(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        head: bytes,
+        body: bytes | AsyncIterable[bytes],
+        timeouts: Mapping[str, float | None],
+        total: float | None,
+        request: httpx.Request | None,
+    ) -> ResponseReader:
+        """Write one request on a pooled connection; the reader holds its whole reply."""
+        if self._generation != fork.current():
+            # A forked child: the parent's connections and loop are not ours to touch.
+            fork.abandon((self._idle, self._waiters))
+            self._reset()
+        if url.raw_scheme not in (b"http", b"https"):
+            # Before taking a slot: such a request has nothing to wait for room for.
+            raise httpx.UnsupportedProtocol(
+                f"the URL scheme {url.raw_scheme!r} is not http or https", request=request
+            )
+        loop = asyncio.get_running_loop()
+        deadline = None if total is None else loop.time() + total
+        connection = await self._acquire(_origin(url), timeouts, deadline, request, loop)
+        reader = ResponseReader(method, self._max_response_size)
+        # Before the request is written: the reply may come in the same loop iteration.
+        connection.reader = reader
+        phase = _WRITE
+        try:
+            await connection.send(head, body, timeouts.get("write"), deadline)
+            phase = _READ
+            await connection.receive(reader, timeouts.get("read"), deadline)
+        except BaseException as error:
+            if (
+                not reader.size
+                and connection.idle_for < _CLOSES_AFTER_REPLY
+                and isinstance(error, (ProtocolError, ConnectionError))
+            ):
+                # Written on a connection the server was closing as its last reply ended
+                # (no reply, or a reset): it closes them all so.
+                self._avoid_reuse(connection.origin, loop.time())
+            self._discard(connection, abort=True)
+            if isinstance(error, ResponseTooLarge):
+                # The SDK's own error, which names the request.
+                what = f"{method.decode('ascii')} {url.path}"
+                raise ResponseTooLargeError(error.limit, error.status, what) from error
+            if isinstance(error, Exception):
+                mapped = _httpx_error(error, request, phase, total)
+                if mapped is not error:
+                    raise mapped from error
+            raise
+        connection.reader = None
+        self._settle(connection, reader, loop.time())
+        return reader
 
     async def aclose(self) -> None:
         """Close every idle connection; requests still in flight close theirs when done."""
@@ -403,9 +456,9 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     async def _acquire(
         self,
         origin: _Origin,
-        timeouts: dict[str, float | None],
+        timeouts: Mapping[str, float | None],
         deadline: float | None,
-        request: httpx.Request,
+        request: httpx.Request | None,
         loop: asyncio.AbstractEventLoop,
     ) -> _Connection:
         pool_timeout = timeouts.get("pool")
@@ -614,17 +667,15 @@ _NETWORK_ERRORS: dict[str, type[httpx.NetworkError]] = {
 
 
 def _httpx_error(
-    error: Exception, request: httpx.Request, phase: str, total_timeout: float | None
+    error: Exception, request: httpx.Request | None, phase: str, total_timeout: float | None
 ) -> Exception:
     """`error`, raised while the request was at `phase`, as the httpx error for it.
 
     Anything that is not a network failure is a bug, or an error of the request's own
-    body, and is returned as it is; so is an oversized reply, the SDK's own error.
+    body, and is returned as it is.
     """
     if isinstance(error, httpx.HTTPError):
         return error
-    if isinstance(error, ResponseTooLarge):
-        return _too_large(error, request)
     if isinstance(error, _TotalTimeout):
         return _TIMEOUTS[phase](
             f"the request took longer than total_timeout ({total_timeout:g} s)", request=request
@@ -638,10 +689,6 @@ def _httpx_error(
     if isinstance(error, OSError):  # ssl.SSLError is one too
         return _NETWORK_ERRORS[phase](message, request=request)
     return error
-
-
-def _too_large(error: ResponseTooLarge, request: httpx.Request) -> Exception:
-    return ResponseTooLargeError(error.limit, error.status, f"{request.method} {request.url.path}")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -54,14 +54,17 @@ from postal_sdk._http import fork
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from postal_sdk._http.connecting import Connecting, check_connecting
 from postal_sdk._http.pool_transport import AsyncPoolTransport, PoolTransport, head_size, too_large
+from postal_sdk._http.reply import Reply
 from postal_sdk.errors import ConfigurationError
 
 __all__ = [
     "HTTP_BACKENDS",
     "SHARD_SIZE",
     "AsyncDefaultTransport",
+    "AsyncPooledClient",
     "AsyncShardedTransport",
     "HTTPBackend",
+    "PooledClient",
     "ShardedTransport",
     "async_pooled_client",
     "check_http_backend",
@@ -184,9 +187,16 @@ class AsyncDefaultTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` through the pool for the running event loop."""
-        if sniffio.current_async_library() == "asyncio" and not _httpcore_intercepted():
-            return await self._asyncio.handle_async_request(request)
+        direct = self.direct()
+        if direct is not None:
+            return await direct.handle_async_request(request)
         return await self._sharded.handle_async_request(request)
+
+    def direct(self) -> AsyncioPoolTransport | None:
+        """The SDK's own pool, if requests go through it now (under asyncio, unmocked)."""
+        if sniffio.current_async_library() == "asyncio" and not _httpcore_intercepted():
+            return self._asyncio
+        return None
 
     async def aclose(self) -> None:
         """Close both pools."""
@@ -289,7 +299,7 @@ def async_pooled_client(
     connecting: Connecting | None = None,
     *,
     max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
-) -> httpx.AsyncClient:
+) -> AsyncPooledClient:
     """An `httpx.AsyncClient` for `max_connections` requests in flight, on `backend`.
 
     It connects as `connecting` says (by default as `httpx.AsyncClient()` would). Its
@@ -315,7 +325,7 @@ def async_pooled_client(
         pattern: None if proxy is None else through(proxy)
         for pattern, proxy in connecting.proxies.items()
     }
-    return _AsyncClient(transport=transport, mounts=mounts, timeout=timeout)
+    return AsyncPooledClient(transport=transport, mounts=mounts, timeout=timeout)
 
 
 def pooled_client(
@@ -325,7 +335,7 @@ def pooled_client(
     connecting: Connecting | None = None,
     *,
     max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
-) -> httpx.Client:
+) -> PooledClient:
     """An `httpx.Client` for `max_connections` requests in flight (pure httpx only).
 
     It connects as `connecting` says (by default as `httpx.Client()` would).
@@ -347,7 +357,7 @@ def pooled_client(
         pattern: None if proxy is None else sharded(proxy)
         for pattern, proxy in connecting.proxies.items()
     }
-    return _Client(transport=sharded(None), mounts=mounts, timeout=timeout)
+    return PooledClient(transport=sharded(None), mounts=mounts, timeout=timeout)
 
 
 def _default_connecting() -> Connecting:
@@ -385,20 +395,72 @@ class _CookieStore:
         self._sdk_cookies = _Cookies(cookies)
 
 
-class _AsyncClient(_CookieStore, httpx.AsyncClient):
-    """The SDK's own `httpx.AsyncClient`."""
+class AsyncPooledClient(_CookieStore, httpx.AsyncClient):
+    """The SDK's own `httpx.AsyncClient`, which can send a request without its models."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cookies = None
 
+    async def exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        body: bytes | None,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+        total_timeout: float | None,
+    ) -> Reply:
+        """Send one request as `send(httpx.Request(...))` would, redirects not followed.
 
-class _Client(_CookieStore, httpx.Client):
-    """The SDK's own `httpx.Client`."""
+        Through the SDK's own asyncio pool, where the URL's transport is it, the request
+        goes straight to the pool: httpx's client layers and its request and response
+        models cost as much CPU per send as everything else the client does (see
+        `postal_sdk._http.reply`). The transport is chosen per request as httpx chooses it
+        (`_transport_for_url`, which proxy mounts and mocking libraries rely on).
+        """
+        transport = self._transport_for_url(url)
+        if isinstance(transport, AsyncDefaultTransport):
+            direct = transport.direct()
+            if direct is not None:
+                return await direct.exchange(
+                    method, url, headers, body, timeout.as_dict(), total_timeout
+                )
+        request = httpx.Request(
+            method,
+            url,
+            content=body,
+            headers=headers,
+            extensions={"timeout": timeout.as_dict(), "total_timeout": total_timeout},
+        )
+        return Reply.of(await self.send(request, follow_redirects=False))
+
+
+class PooledClient(_CookieStore, httpx.Client):
+    """The SDK's own `httpx.Client`; the twin of `AsyncPooledClient`."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cookies = None
+
+    def exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        body: bytes | None,
+        headers: httpx.Headers,
+        timeout: httpx.Timeout,
+        total_timeout: float | None,
+    ) -> Reply:
+        """Send one request as `send(httpx.Request(...))` would, redirects not followed."""
+        request = httpx.Request(
+            method,
+            url,
+            content=body,
+            headers=headers,
+            extensions={"timeout": timeout.as_dict(), "total_timeout": total_timeout},
+        )
+        return Reply.of(self.send(request, follow_redirects=False))
 
 
 def _aiohttp_transport(

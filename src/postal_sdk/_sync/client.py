@@ -38,7 +38,13 @@ from postal_sdk._http.connecting import (
     VerifyTypes,
     check_connecting,
 )
-from postal_sdk._http.transport import HTTPBackend, check_http_backend, pooled_client
+from postal_sdk._http.reply import Reply
+from postal_sdk._http.transport import (
+    HTTPBackend,
+    PooledClient,
+    check_http_backend,
+    pooled_client,
+)
 from postal_sdk._retry import (
     Backoff,
     certificate_failure,
@@ -472,7 +478,7 @@ class Postal:
         from postal_sdk.webhooks import WebhookKeySet, WebhookVerificationError
 
         self._check_open()
-        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        headers = httpx.Headers({"Accept": "application/json", "User-Agent": _USER_AGENT})
         tracing = self._connection.tracing
         if tracing is None:
             response = self._request("GET", _JWKS, None, headers, idempotent=True)
@@ -610,10 +616,10 @@ class Postal:
         method: str,
         path: str,
         body: bytes | None,
-        headers: Mapping[str, str],
+        headers: httpx.Headers,
         *,
         idempotent: bool,
-    ) -> httpx.Response:
+    ) -> Reply:
         """One request under the concurrency limit, retried as the retry policy allows."""
         options = self._options
         retry = 0
@@ -624,9 +630,7 @@ class Postal:
                     self._check_open()
                     # Redirects are never followed, whatever a user's client would do: the
                     # redirect's target would get the API key and the message.
-                    response = self._connection.http.send(
-                        self._build(method, path, body, headers), follow_redirects=False
-                    )
+                    response = self._exchange(method, path, body, headers)
             except httpx.HTTPError as error:
                 if retry < options.max_retries and should_retry_error(error, idempotent=idempotent):
                     self._before_retry(path, retry, None, _describe(error))
@@ -650,26 +654,18 @@ class Postal:
                 raise redirect_error(response.status_code, response.headers, options.api_key)
             return response
 
-    def _build(
-        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
-    ) -> httpx.Request:
-        connection, url, timeout = self._connection, self._url(path), self._options.timeout
-        if connection.owns_http:
-            # The SDK's own client has no defaults to merge (headers, cookies, params,
-            # auth): building the request directly skips a tenth of httpx's work per send.
-            return httpx.Request(
-                method,
-                url,
-                content=body,
-                headers=headers,
-                extensions={
-                    "timeout": timeout.as_dict(),
-                    "total_timeout": self._options.total_timeout,
-                },
-            )
-        return connection.http.build_request(
-            method, url, content=body, headers=headers, timeout=timeout
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: httpx.Headers
+    ) -> Reply:
+        http, url, options = self._connection.http, self._url(path), self._options
+        if isinstance(http, PooledClient):
+            return http.exchange(method, url, body, headers, options.timeout, options.total_timeout)
+        # A user's client: its defaults (headers, auth, event hooks) apply as to its own
+        # requests; only redirects are never followed.
+        request = http.build_request(
+            method, url, content=body, headers=headers, timeout=options.timeout
         )
+        return Reply.of(http.send(request, follow_redirects=False))
 
     def _url(self, path: str) -> httpx.URL:
         # Parsing the URL is a tenth of httpx's work per request: do it once per endpoint.

@@ -345,6 +345,7 @@ class SendMany:
         from postal_sdk._http.transport import async_pooled_client
 
         client, connection = self._client, self._client._connection
+        http: httpx.AsyncClient
         if connection.owns_http:
             http = async_pooled_client(
                 self._concurrency,
