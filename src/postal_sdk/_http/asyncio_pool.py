@@ -358,13 +358,19 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     ) -> Reply:
         """The SDK's own request, sent as httpx would send it, without its models.
 
-        On the wire as `httpx.Request(method, url, content=body, headers=headers)` is
-        (`Host` first, `Content-Length` last), with the same errors; `timeouts` and
+        On the wire byte for byte as `httpx.Request(method, url, content=body,
+        headers=headers)` is, with the same errors; `timeouts` and
         `total_timeout` as the extensions of `handle_async_request` give them.
         """
-        raw = [(b"Host", url.netloc), *headers.raw]
-        if body is not None:
+        raw = [(b"Host", url.netloc)]
+        if body:
+            raw += headers.raw
             raw.append((b"Content-Length", b"%d" % len(body)))
+        else:
+            # httpx gives an empty body no length of its own, then adds one for these.
+            if method in ("POST", "PUT", "PATCH"):
+                raw.append((b"Content-Length", b"0"))
+            raw += headers.raw
         try:
             method_bytes = method.encode("ascii")
             head = serialize_request_head(method_bytes, url.raw_path, raw)
