@@ -362,15 +362,20 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
         headers=headers)` is, with the same errors; `timeouts` and
         `total_timeout` as the extensions of `handle_async_request` give them.
         """
-        raw = [(b"Host", url.netloc)]
-        if body:
-            raw += headers.raw
-            raw.append((b"Content-Length", b"%d" % len(body)))
-        else:
-            # httpx gives an empty body no length of its own, then adds one for these.
-            if method in ("POST", "PUT", "PATCH"):
-                raw.append((b"Content-Length", b"0"))
-            raw += headers.raw
+        # The framing headers as `httpx.Request` adds them, around the caller's own: the
+        # body's length after them, unless they give one, then `Host` and an empty POST's
+        # length before them, unless they give those.
+        given = headers.raw
+        names = {name.lower() for name, _ in given}
+        length = [(b"Content-Length", b"%d" % len(body))] if body else []
+        raw = [] if b"host" in names or not url.host else [(b"Host", url.netloc)]
+        if not (body or b"content-length" in names or b"transfer-encoding" in names) and (
+            method in ("POST", "PUT", "PATCH")
+        ):
+            raw.append((b"Content-Length", b"0"))
+        raw += given
+        if b"content-length" not in names:
+            raw += length
         try:
             method_bytes = method.encode("ascii")
             head = serialize_request_head(method_bytes, url.raw_path, raw)
