@@ -570,6 +570,11 @@ def responses(draw: st.DrawFn) -> Response:
     if lengths[1:]:
         # EXCLUDED 3: one Content-Length field at most.
         fields = [(n, v) for n, v in fields if n.lower() != b"content-length"] + lengths[-1:]
+    if status < 200:
+        # EXCLUDED 5: a status drawn below 200 makes this head an interim one, which the
+        # trailing bytes may follow as the final reply: no framing fields on it either.
+        framing_names = (b"content-length", b"transfer-encoding", b"connection")
+        fields = [(n, v) for n, v in fields if n.lower() not in framing_names]
     fields = draw(st.permutations(fields))
     if bodiless(status, method) and draw(st.booleans()):
         body = b""
