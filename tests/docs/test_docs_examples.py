@@ -15,8 +15,11 @@ The rules a block follows (docs/CONTRIBUTING-docs.md says them for writers):
   instead: pytest runs it (with the anyio plugin and no other), in a process of its own
   with no `POSTAL_*` variables in its environment (a test makes its own `FakePostal`),
   and it must pass with no test skipped.
-- A Python block that cannot run as written (a fragment of a settings file, say) is marked
-  `<!-- not run: why -->` on a line of its own before it; the test skips, saying why.
+- A Python block that is a file of a project rather than a program (a Django settings.py
+  or urls.py) is marked `<!-- file: settings.py -->` on a line of its own before it, and
+  followed by an invisible block, `<!-- invisible-code-block: python ... -->` (Sybil's
+  convention), the program that uses it: the block is written under its file name and the
+  program beside it, which runs as a block's program runs (its own process, FakePostal).
 - Warnings are errors, as in the rest of the suite, and mypy (not strict, but checking
   unannotated functions and possibly unbound names) accepts every block.
 """
@@ -35,7 +38,7 @@ from pathlib import Path
 import attrs
 import pytest
 from sybil import Document
-from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
+from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer, RawFencedCodeBlockLexer
 
 import postal_sdk
 from postal_sdk.testing import DEFAULT_API_KEY, FakePostal
@@ -50,8 +53,16 @@ NOT_PYTHON = frozenset(
 )
 """Languages shown and never run. Add one here only if it cannot be Python."""
 
-NOT_RUN = re.compile(r"(?:\A|\n)<!--\s*not run:(?P<reason>[^>]*)-->\s*\Z")
+FILE_MARKER = re.compile(r"(?:\A|\n)<!--\s*file:\s*(?P<name>[\w.]+\.py)\s*-->\s*\Z")
 FENCE_INFO = re.compile(r"(?P<info>[^\n]*)\n")
+
+
+@attrs.frozen
+class Program:
+    """The invisible block that follows a file block: the program run with the file."""
+
+    line: int
+    source: str
 
 
 @attrs.frozen
@@ -62,7 +73,10 @@ class CodeBlock:
     line: int
     language: str
     source: str
-    not_run_reason: str | None
+    file_name: str | None
+    """The file of a project the block is (`settings.py`), when it is one, not a program."""
+    program: Program | None
+    """The invisible program that follows the block, which runs with it as `file_name`."""
 
     @property
     def id(self) -> str:
@@ -77,20 +91,48 @@ class CodeBlock:
         )
 
 
+def line_of(document: Document, offset: int) -> int:
+    return document.text.count("\n", 0, offset) + 1
+
+
+def invisible_programs(path: Path) -> list[tuple[int, Program]]:
+    """The invisible Python blocks of a Markdown file, with where each starts.
+
+    Found by Sybil's lexer for `<!-- invisible-code-block: python ... -->` comments.
+    """
+    document = Document(path.read_text(encoding="utf-8"), str(path))
+    lexer = DirectiveInHTMLCommentLexer(directive="invisible-code-block", arguments="python")
+    return [
+        (region.start, Program(line_of(document, region.start), str(region.lexemes["source"])))
+        for region in lexer(document)
+    ]
+
+
 def code_blocks(path: Path) -> Iterator[CodeBlock]:
     """The fenced blocks of a Markdown file, found by Sybil's CommonMark fence lexer."""
     document = Document(path.read_text(encoding="utf-8"), str(path))
     lexer = RawFencedCodeBlockLexer(info_pattern=FENCE_INFO)
+    programs = invisible_programs(path)
     for region in lexer(document):
         info = region.lexemes["info"].strip()
-        before = document.text[: region.start].rstrip(" ")
-        marker = NOT_RUN.search(before)
+        marker = FILE_MARKER.search(document.text[: region.start].rstrip(" "))
+        # A file block's program is the invisible block just after it, with only blank
+        # lines between them.
+        program = next(
+            (
+                program
+                for start, program in programs
+                if start >= region.end and not document.text[region.end : start].strip()
+            ),
+            None,
+        )
         yield CodeBlock(
             path=path,
-            line=document.text.count("\n", 0, region.start) + 1,
+            line=line_of(document, region.start),
             language=info.split(maxsplit=1)[0] if info else "",
             source=str(region.lexemes["source"]),
-            not_run_reason=marker.group("reason").strip() if marker else None,
+            file_name=marker.group("name") if marker else None,
+            program=program,
         )
 
 
@@ -98,21 +140,7 @@ BLOCKS = [block for path in DOCUMENTS for block in code_blocks(path)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
 
 
-def params(blocks: list[CodeBlock]) -> list[object]:
-    """The blocks as test parameters; those marked `not run` are skipped, saying why."""
-    return [
-        pytest.param(
-            block,
-            id=block.id,
-            marks=[pytest.mark.skip(reason=f"not run: {block.not_run_reason}")]
-            if block.not_run_reason is not None
-            else [],
-        )
-        for block in blocks
-    ]
-
-
-@pytest.mark.parametrize("block", params(PYTHON_BLOCKS))
+@pytest.mark.parametrize("block", [pytest.param(block, id=block.id) for block in PYTHON_BLOCKS])
 def test_python_block_runs_as_written(block: CodeBlock, tmp_path: Path) -> None:
     # Each block has a process of its own, as when a reader runs it: blocks that set
     # process-wide state (Django's settings, say) cannot disturb each other or the suite.
@@ -120,6 +148,11 @@ def test_python_block_runs_as_written(block: CodeBlock, tmp_path: Path) -> None:
     source = tmp_path / (kind + "_" + re.sub(r"\W", "_", block.id) + ".py")
     # Padded so that a traceback names the block's own line in the Markdown file.
     source.write_text("\n" * block.line + block.source, encoding="utf-8")
+    if block.file_name is not None:
+        # A project's file: its program, beside it, imports it (as `settings`, say).
+        assert block.program is not None, f"{block.id}: a file block needs its program"
+        source.rename(tmp_path / block.file_name)
+        source.write_text("\n" * block.program.line + block.program.source, encoding="utf-8")
     # Neither the machine's proxies nor a Postal of its own decide whether a block works.
     environment = {
         name: value
@@ -168,10 +201,11 @@ def run(block: CodeBlock, command: list[str], environment: dict[str, str], folde
 def test_python_blocks_pass_mypy(tmp_path: Path) -> None:
     # A reader's type checker sees what mypy sees: a name that may be unbound, an optional
     # expansion read without a check. One run for every block: each start costs seconds.
+    # A file block is checked as a module; the invisible program that runs it is the
+    # runner's, not the reader's, and imports it under a name that only its run gives it.
     for block in PYTHON_BLOCKS:
-        if block.not_run_reason is None:
-            name = re.sub(r"\W", "_", block.id)
-            (tmp_path / f"{name}.py").write_text("\n" * block.line + block.source, "utf-8")
+        name = re.sub(r"\W", "_", block.id)
+        (tmp_path / f"{name}.py").write_text("\n" * block.line + block.source, "utf-8")
     checks = ["--check-untyped-defs", "--enable-error-code", "possibly-undefined"]
     # Not every library a page uses ships types; their absence is not the page's fault. And
     # a page prints values to show them: an f-string of what may be bytes is meant.
@@ -196,15 +230,20 @@ def test_every_block_names_its_language() -> None:
     )
 
 
-def test_every_not_run_marker_is_followed_by_a_python_block_and_says_why() -> None:
-    markers = {
-        (path, path.read_text(encoding="utf-8").count("\n", 0, match.start()) + 1)
+def test_every_file_block_has_its_program_and_every_program_its_file_block() -> None:
+    markers = sum(
+        len(re.findall(r"^<!--\s*file:", path.read_text(encoding="utf-8"), re.M))
         for path in DOCUMENTS
-        for match in re.finditer(r"^<!--\s*not run:", path.read_text(encoding="utf-8"), re.M)
-    }
-    used = [block for block in PYTHON_BLOCKS if block.not_run_reason is not None]
-    assert len(used) == len(markers), "a `not run` marker must be just before a ```python block"
-    assert all(block.not_run_reason for block in used), "a `not run` marker gives its reason"
+    )
+    files = [block for block in PYTHON_BLOCKS if block.file_name is not None]
+    assert len(files) == markers, "a `file:` marker names a .py file, just before a ```python block"
+    assert all(block.program is not None for block in files), (
+        "a file block is followed by the invisible block that runs it: "
+        + ", ".join(block.id for block in files if block.program is None)
+    )
+    # An invisible program elsewhere would hide code from the reader, or never run.
+    programs = sum(len(invisible_programs(path)) for path in DOCUMENTS)
+    assert programs == len(files), "an invisible block follows a file block, and only one"
 
 
 def test_the_runner_finds_the_documents_and_their_blocks() -> None:

@@ -63,7 +63,7 @@ class SendSuccess:
     """A message of a `send_many` batch that Postal accepted: `result` is its reply.
 
     `index` is the message's position in the input (from 0). `ok` is `True` and `error`
-    `None`, so that `if outcome.ok:` tells a type checker which of the two it is.
+    `None`, so that `if outcome.ok is True:` tells a type checker which of the two it is.
     """
 
     index: int
@@ -110,9 +110,12 @@ class SendFailure:
 SendOutcome: TypeAlias = SendSuccess | SendFailure
 """What became of one message of a `send_many` batch: a `SendSuccess` or a `SendFailure`.
 
-A check narrows it for a type checker: after `if outcome.ok:` (mypy), or
-`if outcome.error is None:`, `if outcome.ok is True:` or `isinstance(outcome, SendSuccess)`
-(mypy and pyright), `outcome.result` is a `SendResult`, not `None`.
+A check narrows it for a type checker: after `if outcome.ok is True:`,
+`if outcome.error is None:`, `isinstance(outcome, SendSuccess)` or `case SendSuccess():`,
+`outcome.result` is a `SendResult`, not `None`, under mypy and pyright alike (and
+`outcome.ok is False` makes it a `SendFailure`). A bare `if outcome.ok:` narrows under mypy
+only: pyright, by design, narrows a union on a literal attribute by comparison, not by its
+truth.
 """
 
 InterruptedSend: TypeAlias = tuple[int, Message | RawMessage]

@@ -1,14 +1,18 @@
 """Django integration: an email backend, async sending, and a webhook view.
 
 Needs the `django` extra (`pip install 'postal-sdk[django]'`; the webhook view also
-needs `webhooks`). In settings.py::
+needs `webhooks`). In settings.py:
 
-    EMAIL_BACKEND = "postal_sdk.django.EmailBackend"
-    POSTAL = {"BASE_URL": "https://postal.example.com", "API_KEY": "..."}
+```python
+EMAIL_BACKEND = "postal_sdk.django.EmailBackend"
+POSTAL = {"BASE_URL": "https://postal.example.com", "API_KEY": "..."}
+```
 
-and in urls.py::
+and in urls.py:
 
-    path("webhooks/postal", postal_sdk.django.webhook_view)
+```python
+path("webhooks/postal", postal_sdk.django.webhook_view)
+```
 
 See docs/django.md for every setting, the mapping of Django's messages, async
 sending, webhooks, deduplication and `message.postal_status`.

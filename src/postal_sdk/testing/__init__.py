@@ -1,16 +1,20 @@
 """A faithful in-memory fake of Postal's HTTP API, for testing code that sends mail.
 
-In-process, no sockets::
+In-process, no sockets:
 
-    fake = FakePostal()
-    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://postal") as http:
-        ...
-    [entry] = fake.outbox
+```python
+fake = FakePostal()
+async with httpx.AsyncClient(transport=fake.transport(), base_url="http://postal") as http:
+    ...
+[entry] = fake.outbox
+```
 
-Over real HTTP (needs uvicorn, the `testing` extra)::
+Over real HTTP (needs uvicorn, the `testing` extra):
 
-    with fake.serve() as base_url:
-        ...
+```python
+with fake.serve() as base_url:
+    ...
+```
 
 It follows Postal's wire contract: authentication before parsing, the parameter rules,
 validation order and error codes, ids, tokens, lookups and their type quirks. Script
@@ -20,11 +24,13 @@ scheduled checks with `check_dns` and `check_send_limit`; make requests fail wit
 
 Webhooks (needs the `webhooks` extra): the fake signs and POSTs Postal's events to the
 URLs given to `FakePostal.add_webhook`, retrying as Postal does, and serves its key at
-`/.well-known/jwks.json`::
+`/.well-known/jwks.json`:
 
-    fake.add_webhook("http://app/webhooks/postal", transport=httpx.ASGITransport(app))
-    fake.deliver(message_id, "Sent")
-    [attempt] = await fake.flush_webhooks_async()
+```python
+fake.add_webhook("http://app/webhooks/postal", transport=httpx.ASGITransport(app))
+fake.deliver(message_id, "Sent")
+[attempt] = await fake.flush_webhooks_async()
+```
 """
 
 from postal_sdk.testing._asgi import ConnectionDropUnsupportedError, FakeASGIApp

@@ -6,21 +6,23 @@ Postal signs the exact body bytes of every webhook with its installation's RSA k
 received: re-encoded JSON does not match (Rails writes `<` as `\\u003c`). Needs the
 `webhooks` extra: `pip install 'postal-sdk[webhooks]'`.
 
-In a web handler (Starlette/FastAPI here; any framework's raw body and headers work)::
+In a web handler (Starlette/FastAPI here; any framework's raw body and headers work):
 
-    verifier = WebhookVerifier(DKIM_TXT_VALUE, max_age=timedelta(hours=1))
+```python
+verifier = WebhookVerifier(DKIM_TXT_VALUE, max_age=timedelta(hours=1))
 
-    async def postal_webhook(request: Request) -> Response:
-        try:
-            event = verifier.verify(await request.body(), request.headers)
-        except WebhookError as error:   # bad or missing signature, too old, or not an event
-            return Response(error.reason, status_code=400)
-        if await already_handled(event.idempotency_key):   # Postal retries with the same uuid
-            return Response(status_code=204)
-        match event:
-            case MessageSent() | MessageDelayed():
-                ...
+async def postal_webhook(request: Request) -> Response:
+    try:
+        event = verifier.verify(await request.body(), request.headers)
+    except WebhookError as error:   # bad or missing signature, too old, or not an event
+        return Response(error.reason, status_code=400)
+    if await already_handled(event.idempotency_key):   # Postal retries with the same uuid
         return Response(status_code=204)
+    match event:
+        case MessageSent() | MessageDelayed():
+            ...
+    return Response(status_code=204)
+```
 
 Postal rotates keys only when its operator replaces `signing.key`. A verifier loaded from
 `/.well-known/jwks.json` then raises `UnknownKeyError` (with the new `kid`): fetch the JWKS
