@@ -30,9 +30,9 @@ TEST_TOOLS = [
     # type-checks them there).
     "sybil>=9",
     "mypy>=1.10",
-    # tests/typing checks that outcomes narrow under pyright too (it uses node from PATH, or
-    # downloads one on first use).
-    "pyright>=1.1.380",
+    # tests/typing checks that outcomes narrow under pyright too; the nodejs extra brings
+    # node in a wheel, so pyright never downloads one.
+    "pyright[nodejs]>=1.1.380",
     *LINT_TOOLS,  # scripts/unasync.py formats what it generates, and its tests run it
     # A Redis server binary for the scale-out tests where redis-server is not on PATH
     # (tests/redis_server.py), and the Celery example they run under real workers.
