@@ -63,11 +63,13 @@ class FakePostal:
     """Answers send/message by the subject and send/raw with success; counts what it got.
 
     `in_flight` and `max_in_flight` count requests being answered at once; `received`
-    lists the subject (or `"raw"`) of every request that reached it, in arrival order.
+    lists the subject (or `"raw"`) of every request that reached it, in arrival order, and
+    `recipients` the first recipient of each, which tells the messages of a batch apart.
     """
 
     def __init__(self) -> None:
         self.received: list[str] = []
+        self.recipients: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.slow_seconds = 0.2
@@ -80,6 +82,7 @@ class FakePostal:
         recipient = (payload.get("to") or payload.get("rcpt_to"))[0]
         with self._lock:
             self.received.append(subject)
+            self.recipients.append(recipient)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         return subject, recipient

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -139,9 +142,45 @@ def test_breaking_out_waits_for_the_sends_under_way_and_keeps_their_outcomes(
 
     assert first.index == 0
     assert fake.in_flight == 0
-    assert batch.interrupted == ()
+    # Every request that reached Postal was awaited and its outcome kept; a message taken
+    # whose request had not started yet when the block ended is interrupted, never sent.
     reported = sorted([first.index, *(outcome.index for outcome in batch.unreported)])
-    assert reported == list(range(batch.submitted)) == list(range(len(fake.received)))
+    assert sorted(fake.recipients) == sorted(f"user{index}@example.com" for index in reported)
+    interrupted = [index for index, _ in batch.interrupted]
+    assert sorted(reported + interrupted) == list(range(batch.submitted))
+
+
+def test_breaking_out_cancels_the_sends_taken_but_not_started_and_lists_them_interrupted(
+    postal: Postal, fake: FakePostal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a loaded machine the event loop may take a message and only later start its
+    # request in a worker thread: here the third and later requests never get there.
+    run_sync = anyio.to_thread.run_sync
+    started = 0
+    held = threading.Event()
+
+    async def hold_after_two(func: Callable[[], object], **kwargs: Any) -> object:
+        nonlocal started
+        started += 1
+        if started > 2:
+            if started == 4:
+                held.set()
+            await anyio.sleep_forever()
+        return await run_sync(func, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", hold_after_two)
+    items = [message(OK, n) for n in range(10)]
+
+    batch = postal.send_many(items, concurrency=2)
+    with batch as outcomes:
+        yielded = [next(outcomes), next(outcomes)]
+        assert held.wait(timeout=30)
+
+    assert sorted(outcome.index for outcome in yielded) == [0, 1]
+    assert batch.unreported == ()
+    assert batch.interrupted == ((2, items[2]), (3, items[3]))
+    assert batch.submitted == 4
+    assert sorted(fake.recipients) == ["user0@example.com", "user1@example.com"]
 
 
 def test_unread_ordered_outcomes_are_kept_as_unreported_in_order(

@@ -95,7 +95,9 @@ class SendMany:
     complete but not yet yielded; `interrupted`, `(index, message)` of the sends cut off
     under way, which Postal may or may not have queued (with the client's own
     `http_client`, a request already in a worker thread cannot be cut off: it finishes,
-    and its outcome is in `unreported`). `submitted` is how many messages the batch took:
+    and its outcome is in `unreported`; a message taken whose request had not reached a
+    worker thread yet is cut off before it, so Postal has not queued any message listed in
+    `interrupted`). `submitted` is how many messages the batch took:
     every index from there on was never sent. The input is read in the caller's thread,
     up to `concurrency` messages ahead of the sends. If the input itself raises, the
     sends under way finish and are yielded first, then the exception ends the loop.
