@@ -6,6 +6,7 @@ import httpx
 
 __all__ = ["Reply"]
 
+
 class Reply:
     """The status, body and headers of a reply read whole.
 
