@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(arguments)
         as_json = args.json
         if inspect.iscoroutinefunction(args.command):
-            with _sigint_taken(run):
+            with _sigint_taken(run, for_good=argv is None):
                 anyio.run(_until_interrupted, args.command, args, run)
         else:
             run.status = args.command(args)
@@ -155,7 +155,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_taken(run: _Run) -> Iterator[None]:
+def _sigint_taken(run: _Run, *, for_good: bool) -> Iterator[None]:
     """SIGINT is ours from before the event loop starts to after it is torn down.
 
     anyio's runner, like asyncio's on 3.11+, cancels the main task on SIGINT when the
@@ -165,6 +165,10 @@ def _sigint_taken(run: _Run) -> Iterator[None]:
     command (the loop starting or closing), where no send is under way;
     `_until_interrupted` turns SIGINT during the command into a cancellation, which
     winds the run down as designed: the report printed, the journal and results written.
+
+    `for_good` (`main()` run as the program, from `sys.argv`): SIGINT stays ignored once
+    the command has ended, so that one arriving as the process exits cannot turn the exit
+    status of a run that finished into death by SIGINT.
     """
     if (
         threading.current_thread() is not threading.main_thread()
@@ -179,7 +183,7 @@ def _sigint_taken(run: _Run) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if for_good else previous)
 
 
 async def _until_interrupted(
