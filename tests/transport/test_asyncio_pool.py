@@ -17,7 +17,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import anyio
 import httpx
 import pytest
 
+from postal_sdk._http import asyncio_pool
 from postal_sdk._http.asyncio_pool import AsyncioPoolTransport
 from tests.transport.support import (
     OK,
@@ -486,6 +488,79 @@ async def test_a_request_cancelled_while_connecting_frees_its_slot(
                 await http.get(silent.url.replace("http:", "https:"))
             assert scope.cancelled_caught
             assert (await http.get(server.url)).status_code == 200
+
+
+@pytest.fixture
+def blackhole() -> Iterator[tuple[str, int]]:
+    """An address whose connects never complete: a listener whose accept queue is full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        yield listener.getsockname()
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+
+
+async def test_a_connect_cancelled_while_racing_a_hosts_addresses_leaves_no_socket_open(
+    make_pool: Callable[..., AsyncioPoolTransport],
+    blackhole: tuple[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host with two addresses, the first of which never answers: the second is raced
+    # after the happy-eyeballs delay, and the connect is cancelled at each of the next few
+    # turns of the loop after the server accepted it. CPython's own race (create_connection
+    # with happy_eyeballs_delay) left the winning socket open in most of these.
+    loop = asyncio.get_running_loop()
+    accepted: list[asyncio.StreamWriter] = []
+    arrived = asyncio.Event()
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        arrived.set()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    resolve = loop.getaddrinfo
+
+    async def two_addresses(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host != "multi.test":  # uvloop's sock_connect resolves its address through it
+            return await resolve(host, port, *args, **kwargs)
+        stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+        return [(*stream, blackhole), (*stream, ("127.0.0.1", port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", two_addresses)
+    monkeypatch.setattr(asyncio_pool, "_HAPPY_EYEBALLS_DELAY", 0.01)
+    transport = make_pool()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for turns in (*range(8), *range(8)):
+            arrived.clear()
+            sending = asyncio.ensure_future(
+                transport.handle_async_request(request("GET", f"http://multi.test:{port}/"))
+            )
+            with anyio.fail_after(10):  # Only so that a regression fails, not hangs.
+                await arrived.wait()
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        gc.collect()
+    assert len(accepted) == 16  # Each connect was won by the second address.
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 async def test_a_request_cancelled_while_queued_for_room_leaves_the_queue(

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import itertools
 import select
 import socket
 import ssl
+import sys
 from collections import deque
-from collections.abc import AsyncIterable, Mapping
-from typing import cast
+from collections.abc import AsyncIterable, Mapping, Sequence
+from typing import Any, cast
 
 import httpx
 
@@ -576,29 +577,54 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
     async def _connect(
         self, origin: _Origin, loop: asyncio.AbstractEventLoop, timeout: float | None
     ) -> _Connection:
+        # A task of its own under a timer, not asyncio.wait_for: up to Python 3.11 that
+        # swallows a cancellation arriving as the connect completes, and the cancelled
+        # send goes on.
+        opening = loop.create_task(self._open_connection(origin, loop))
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = opening.cancel()
+
+        timer = None if timeout is None else loop.call_later(timeout, expire)
+        try:
+            return await opening
+        except asyncio.CancelledError:
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                opening.result().close()  # Connected just as this request was cancelled.
+            if expired and not _cancelled_itself():
+                raise TimeoutError from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _open_connection(
+        self, origin: _Origin, loop: asyncio.AbstractEventLoop
+    ) -> _Connection:
         scheme, host, port = origin
         hostname = host.decode("ascii")
         tls_context = self._ssl_context if scheme == b"https" else None
-        server_hostname = hostname if tls_context is not None else None
         expiry = self._keepalive_expiry
 
         def factory() -> _Connection:
             return _Connection(loop, origin, expiry)
 
-        if _races_addresses(loop):
-            opening = loop.create_connection(
+        addresses = await loop.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+        sock = await _connect_first(loop, _interleave(addresses), _HAPPY_EYEBALLS_DELAY)
+        try:
+            _, connection = await loop.create_connection(
                 factory,
-                hostname,
-                port,
+                sock=sock,
                 ssl=tls_context,
-                server_hostname=server_hostname,
-                happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                server_hostname=hostname if tls_context is not None else None,
             )
-        else:
-            opening = loop.create_connection(
-                factory, hostname, port, ssl=tls_context, server_hostname=server_hostname
-            )
-        _, connection = await asyncio.wait_for(opening, timeout)
+        except BaseException:
+            # Ours until a transport owns it: a handshake that fails or is cancelled must
+            # not leave it open (closing it twice does nothing).
+            sock.close()
+            raise
         return connection
 
     def _release(self, connection: _Connection, now: float) -> None:
@@ -622,22 +648,114 @@ class AsyncioPoolTransport(httpx.AsyncBaseTransport):
                 return
 
 
-_RACES_ADDRESSES: dict[type[asyncio.AbstractEventLoop], bool] = {}
+_Address = tuple[int, int, int, str, tuple[Any, ...]]
+"""One `getaddrinfo` result: family, type, protocol, canonical name, socket address."""
 
 
-def _races_addresses(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether `loop.create_connection` takes `happy_eyeballs_delay`.
+async def _connect_first(
+    loop: asyncio.AbstractEventLoop, addresses: list[_Address], delay: float
+) -> socket.socket:
+    """A socket connected to the first of `addresses` to answer (RFC 8305, happy eyeballs).
 
-    uvloop, the loop uvicorn runs FastAPI on when it is installed, refuses the argument.
+    Each address is tried `delay` seconds after the one before, or as soon as it fails.
+    Not `loop.create_connection(happy_eyeballs_delay=...)`: CPython's race leaves the
+    winning socket open when cancelled after it won but before its losers ended (the
+    connect timing out, or the send cancelled, then); nor aiohappyeyeballs 2.7, which
+    closes it but swallows a cancellation that arrives while it reaps the losers. Here
+    every socket opened is closed unless returned, and a cancellation always propagates.
     """
-    kind = type(loop)
-    if kind not in _RACES_ADDRESSES:
+    waiting: set[asyncio.Task[socket.socket]] = set()
+    errors: list[BaseException] = []
+    winner: socket.socket | None = None
+    try:
+        for address in addresses:
+            attempt = loop.create_task(_attempt(loop, address))
+            waiting.add(attempt)
+            next_at = loop.time() + delay
+            while winner is None and not attempt.done() and loop.time() < next_at:
+                done, waiting = await asyncio.wait(
+                    waiting, timeout=next_at - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                )
+                winner = _connected(done, errors)
+            if winner is not None:
+                break
+        while winner is None and waiting:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            winner = _connected(done, errors)
+    finally:
+        # Each attempt cancelled closes its own socket; waited for (never suppressing a
+        # cancellation of this task) so that none is left to the garbage collector.
+        for attempt in waiting:
+            attempt.cancel()
         try:
-            races = "happy_eyeballs_delay" in inspect.signature(kind.create_connection).parameters
-        except (TypeError, ValueError):  # a signature that cannot be read: assume not
-            races = False
-        _RACES_ADDRESSES[kind] = races
-    return _RACES_ADDRESSES[kind]
+            if waiting:
+                await asyncio.wait(waiting)
+        except BaseException:
+            if winner is not None:
+                winner.close()
+            raise
+        finally:
+            for attempt in waiting:
+                # One that connected before it could be cancelled.
+                if attempt.done() and not attempt.cancelled() and attempt.exception() is None:
+                    attempt.result().close()
+    if winner is not None:
+        return winner
+    if len(errors) == 1:
+        raise errors[0]
+    if not errors:
+        raise OSError("no address to connect to")
+    raise OSError(f"Multiple exceptions: {', '.join(str(error) for error in errors)}")
+
+
+def _connected(
+    attempts: set[asyncio.Task[socket.socket]], errors: list[BaseException]
+) -> socket.socket | None:
+    """The socket of the first attempt done that connected; the others' closed, their
+    errors added to `errors`."""
+    winner = None
+    for attempt in attempts:
+        if not attempt.done() or attempt.cancelled():
+            continue
+        error = attempt.exception()
+        if error is not None:
+            errors.append(error)
+        elif winner is None:
+            winner = attempt.result()
+        else:
+            attempt.result().close()
+    return winner
+
+
+async def _attempt(loop: asyncio.AbstractEventLoop, address: _Address) -> socket.socket:
+    family, kind, protocol, _, socket_address = address
+    sock = socket.socket(family, kind, protocol)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, socket_address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _interleave(addresses: Sequence[_Address]) -> list[_Address]:
+    """The addresses alternating between families (IPv6, IPv4, IPv6...) in their order, as
+    RFC 8305 asks: a broken route for one family costs one delay, not one per address."""
+    by_family: dict[int, list[_Address]] = {}
+    for address in addresses:
+        by_family.setdefault(address[0], []).append(address)
+    rounds = itertools.zip_longest(*by_family.values())
+    return [address for one_round in rounds for address in one_round if address is not None]
+
+
+def _cancelled_itself() -> bool:
+    """Whether the current task was cancelled (not only what it awaited): Python 3.11+
+    can tell; on 3.10 a cancellation at the very moment a timeout expires is a timeout."""
+    if sys.version_info >= (3, 11):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False
 
 
 def _origin(url: httpx.URL) -> _Origin:

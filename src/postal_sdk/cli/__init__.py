@@ -27,18 +27,21 @@ non-zero exit status, never a traceback; the status tells the kind of failure:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import inspect
 import json
 import os
+import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import anyio
 import anyio.to_thread
+import attrs
 import httpx
 
 from postal_sdk import __version__
@@ -112,18 +115,98 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `postal` command; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in arguments
+    run = _Run()
     try:
         args = _parse(arguments)
         as_json = args.json
         if inspect.iscoroutinefunction(args.command):
-            status: int = anyio.run(args.command, args)
+            with _sigint_taken(run, for_good=argv is None):
+                anyio.run(_until_interrupted, args.command, args, run)
         else:
-            status = args.command(args)
+            run.status = args.command(args)
     except KeyboardInterrupt:
+        if run.status is not None and not run.interrupted:
+            # Ctrl-C as the event loop was torn down, after the command had finished and
+            # reported: the run's status stands.
+            return run.status
         return _fail(EXIT_INTERRUPTED, "interrupted", None, as_json=as_json)
     except Exception as exc:  # noqa: BLE001 - every failure is one line, never a traceback
+        if run.interrupted:
+            message = f"interrupted; then, while stopping: {one_line(exc)}"
+            return _fail(EXIT_INTERRUPTED, message, exc, as_json=as_json)
         return _fail(_exit_status(exc), one_line(exc), exc, as_json=as_json)
-    return status
+    if run.interrupted or run.status is None:
+        return _fail(EXIT_INTERRUPTED, "interrupted", None, as_json=as_json)
+    return run.status
+
+
+@attrs.define
+class _Run:
+    """How an async command ended: its status, or that Ctrl-C stopped it."""
+
+    status: int | None = None
+    interrupted: bool = False
+    sigint: bool = False
+    """Whether this run owns SIGINT (it is the main thread's, and nobody else's)."""
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_taken(run: _Run, *, for_good: bool) -> Iterator[None]:
+    """SIGINT is ours from before the event loop starts to after it is torn down.
+
+    anyio's runner, like asyncio's on 3.11+, cancels the main task on SIGINT when the
+    default handler is in place, and on Python 3.10 (no `Task.uncancel`) lets the bare
+    `CancelledError` escape instead of `KeyboardInterrupt`: a traceback and exit status 1.
+    A handler of our own keeps it out. It raises `KeyboardInterrupt` only outside the
+    command (the loop starting or closing), where no send is under way;
+    `_until_interrupted` turns SIGINT during the command into a cancellation, which
+    winds the run down as designed: the report printed, the journal and results written.
+
+    `for_good` (`main()` run as the program, from `sys.argv`): SIGINT stays ignored once
+    the command has ended, so that one arriving as the process exits cannot turn the exit
+    status of a run that finished into death by SIGINT.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        # Not ours to take: another thread's run, or SIGINT ignored (nohup) or handled
+        # by the program that called main().
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _raise_interrupt)
+    run.sigint = True
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if for_good else previous)
+
+
+async def _until_interrupted(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace, run: _Run
+) -> None:
+    """Run the command; SIGINT cancels it (once: the wind-down itself is not interrupted)."""
+    with anyio.CancelScope() as scope:
+
+        def interrupt() -> None:
+            if run.status is None:
+                run.interrupted = True
+                scope.cancel()
+
+        loop = asyncio.get_running_loop()
+        if run.sigint:
+            # Delivered through the loop's wakeup fd as a callback, never as an exception
+            # raised wherever the main thread happened to be (a send, a journal commit).
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        try:
+            run.status = await command(args)
+        finally:
+            if run.sigint:
+                loop.remove_signal_handler(signal.SIGINT)
 
 
 def _exit_status(error: BaseException) -> int:

@@ -9,10 +9,11 @@ goes unreported and the summary says where to resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -192,22 +193,26 @@ async def send_all(
     async def messages(progress: Progress) -> AsyncIterator[Message | RawMessage]:
         nonlocal taken, last_line
         index = 0
-        async for where, item, key in _aiter(items):
-            taken += 1
-            last_line = where
-            if isinstance(item, BadLine):
-                report.failed += 1
-                report.errors["invalid line"] += 1
-                failures.add(where, item.problem, None, item.text)
-                if results is not None:
-                    await results.add(where, None, error=ValueError(item.problem))
-                progress.advance(failed=True)
-                continue
-            where_of[index] = where
-            if keyed:
-                key_of[index] = key if key is not None else line_key(where)
-            index += 1
-            yield item
+        # Closed with this generator (send_many closes it when the batch ends early): the
+        # input file is closed then, not left to the garbage collector.
+        async with contextlib.aclosing(_aiter(items)) as inputs:
+            async for where, item, key in inputs:
+                taken += 1
+                last_line = where
+                if isinstance(item, BadLine):
+                    report.failed += 1
+                    report.errors["invalid line"] += 1
+                    failures.add(where, item.problem, None, item.text)
+                    if results is not None:
+                        with anyio.CancelScope(shield=True):  # counted: written out whole
+                            await results.add(where, None, error=ValueError(item.problem))
+                    progress.advance(failed=True)
+                    continue
+                where_of[index] = where
+                if keyed:
+                    key_of[index] = key if key is not None else line_key(where)
+                index += 1
+                yield item
 
     def key_at(index: int, message: object) -> str:
         return key_of[index]
@@ -237,11 +242,14 @@ async def send_all(
                         code = outcome.error.code if isinstance(outcome.error, APIError) else None
                         report.errors[code or type(outcome.error).__name__] += 1
                         failures.add(where, _one_line(outcome.error), code, None)
-                    if results is not None:
-                        await results.add(where, key, outcome.result, outcome.error)
                     progress.advance(failed=outcome.error is not None)
-                    if report.failed and report.failed % 100 == 0:
-                        await failures.flush()
+                    # Shielded: an outcome already counted is written out whole, even as
+                    # Ctrl-C cancels the run (a send reported as made is in the results).
+                    with anyio.CancelScope(shield=True):
+                        if results is not None:
+                            await results.add(where, key, outcome.result, outcome.error)
+                        if report.failed and report.failed % 100 == 0:
+                            await failures.flush()
         except BatchAborted as exc:
             aborted = exc
             raise
@@ -268,8 +276,12 @@ async def send_all(
 
 async def _aiter(
     items: AsyncIterator[Item] | Iterable[Item],
-) -> AsyncIterator[Item]:
-    if isinstance(items, AsyncIterator):
+) -> AsyncGenerator[Item, None]:
+    if isinstance(items, AsyncGenerator):
+        async with contextlib.aclosing(items):
+            async for item in items:
+                yield item
+    elif isinstance(items, AsyncIterator):
         async for item in items:
             yield item
     else:
