@@ -599,8 +599,8 @@ class Reply(NamedTuple):
     content_lengths: set[bytes]
     body: bytes
     keep_alive: bool
-    trailing: bool
-    """Bytes came after the reply: the connection is not reused."""
+    trailing: bool | None
+    """Bytes came after the reply: the connection is not reused (None: either will do)."""
 
 
 def reply(
@@ -610,7 +610,7 @@ def reply(
     fields: list[tuple[bytes, bytes]],
     body: bytes,
     keep_alive: bool,
-    trailing: bool,
+    trailing: bool | None,
 ) -> Reply:
     # h11 lower-cases names and Transfer-Encoding's value, and keeps one Content-Length
     # field with one value; the fields are compared in that form.
@@ -682,7 +682,9 @@ def theirs(method: bytes, pieces: list[bytes]) -> Reply | str:
     for piece in arriving:
         connection.receive_data(piece)
     rest, _ = connection.trailing_data
-    trailing = bool(rest)
+    # EXCLUDED 9, where the generator reaches it anyway (a wrong length, then "0\r\n\r\n"
+    # as trailing bytes): empty lines alone after the reply may count either way.
+    trailing = None if rest and not rest.strip(b"\r\n") else bool(rest)
     return reply(
         response.http_version,
         response.status_code,
@@ -710,7 +712,10 @@ def test_responses_in_random_pieces_are_read_as_h11_reads_them(
     expected = theirs(method, pieces)
 
     event(REFUSED if expected == REFUSED else "accepted")
-    assert ours(method, pieces) == expected
+    actual = ours(method, pieces)
+    if isinstance(expected, Reply) and isinstance(actual, Reply) and expected.trailing is None:
+        actual = actual._replace(trailing=None)
+    assert actual == expected
 
 
 @settings(max_examples=300, deadline=None)
