@@ -136,11 +136,17 @@ class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend for the running library, keeping `total_timeout`."""
 
     def __init__(self) -> None:
-        self._trio = httpcore.TrioBackend()
+        self._trio: httpcore.AsyncNetworkBackend | None = None
         self._anyio = httpcore.AnyIOBackend()
 
     def _backend(self) -> httpcore.AsyncNetworkBackend:
-        return self._trio if sniffio.current_async_library() == "trio" else self._anyio
+        if sniffio.current_async_library() != "trio":
+            return self._anyio
+        if self._trio is None:
+            # Made on first use under trio: httpcore refuses to make one where trio is not
+            # installed, and most programs that build a client never run trio.
+            self._trio = httpcore.TrioBackend()
+        return self._trio
 
     async def connect_tcp(
         self,
