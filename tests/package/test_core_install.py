@@ -73,3 +73,39 @@ def test_both_clients_send_one_message_and_a_batch_with_no_optional_package() ->
         )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["sent"]
+
+
+DJANGO_PROGRAM = """
+import sys
+
+for name in {optional!r}:
+    sys.modules[name] = None
+
+import django
+from django.conf import settings
+
+settings.configure(
+    EMAIL_BACKEND="postal_sdk.django.EmailBackend",
+    POSTAL={{"BASE_URL": {url!r}, "API_KEY": "key"}},
+)
+django.setup()
+
+from django.core.mail import send_mail
+
+from postal_sdk.django import EmailBackend, webhook_view
+
+assert send_mail("Hi", "Hello", "app@example.com", ["john@example.com"]) == 1
+print("sent")
+"""
+
+
+def test_the_django_backend_sends_with_the_django_extra_alone() -> None:
+    # Without the webhooks extra (no cryptography): only webhook_view needs it, when used.
+    optional = tuple(name for name in OPTIONAL if name != "django")
+    with ScriptedServer(Script(SENT_REPLY, close=False)) as server:
+        program = DJANGO_PROGRAM.format(optional=optional, url=server.url.rstrip("/"))
+        result = subprocess.run(  # noqa: S603 - our own interpreter and program
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["sent"]

@@ -16,8 +16,12 @@ from django.views.decorators.http import require_POST
 
 from postal_sdk._sync.client import Postal
 from postal_sdk.django._settings import PostalSettings, client_error, read_settings
-from postal_sdk.errors import InvalidArgumentError, InvalidArgumentTypeError, PostalError
-from postal_sdk.webhooks import WebhookError
+from postal_sdk.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PostalError,
+    WebhookError,
+)
 
 __all__ = ["webhook_received", "webhook_view"]
 
