@@ -13,10 +13,11 @@ loop) and everything the caller sees (outcomes, `on_progress`, exceptions). The 
 share two queues and rarely wake each other: the caller keeps up to `concurrency`
 messages in a deque ahead of the sends (waking the loop only when the batch found it
 empty), and a pump task on the loop hands the outcomes over in lists, a trip only once
-the loop has run out of work (or gathered `concurrency` outcomes): a thread woken while the
-other is busy would take the GIL from it at each of its socket calls. Memory stays proportional to `concurrency`: the async
-batch's window of `2 * concurrency`, the messages in the deque, and at most
-`2 * concurrency` outcomes handed over and not yet yielded (the pump waits beyond that).
+the loop has run out of work (or gathered `concurrency` outcomes): a thread woken while
+the other is busy takes the GIL from it at each of its socket calls. Memory stays
+proportional to `concurrency`: the async batch's window of `2 * concurrency`, the
+messages in the deque, and at most `2 * concurrency` outcomes handed over and not yet
+yielded (the pump waits beyond that).
 The loop's tasks start in a copy of the caller's context, so its contextvars (a current
 tracing span) apply to the sends.
 
