@@ -463,11 +463,21 @@ class AsyncSendMany:
             if isinstance(source, Iterator):
                 item = next(source)
             else:
-                # An async generator refuses a second `__anext__` while one is pending.
-                async with self._source_lock:
+                # An async generator refuses a second `__anext__` while one is pending. A free
+                # lock is taken without a trip through the event loop: for an input that
+                # rarely waits (the sync batch's feed), that trip was a turn of the loop per
+                # message.
+                lock = self._source_lock
+                try:
+                    lock.acquire_nowait()
+                except anyio.WouldBlock:
+                    await lock.acquire()
+                try:
                     if self._source_done or self._abort_cause is not None:
                         return None
                     item = await anext(source)
+                finally:
+                    lock.release()
         except (StopIteration, StopAsyncIteration):
             self._source_done = True
             return None
