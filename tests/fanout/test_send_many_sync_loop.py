@@ -136,6 +136,23 @@ def test_breaking_out_stops_the_batch_and_accounts_for_every_message_taken(
     assert set(sent_subjects(fake, before)) <= taken_subjects
 
 
+def test_an_outcome_reaches_the_caller_while_another_send_is_still_under_way(
+    postal: Postal, fake: FakePostal
+) -> None:
+    # The loop thread hands outcomes over in batches: a batch must not wait for a send
+    # that is still under way (here, held far longer than the test takes).
+    fake.add_fault(Latency(60), path="send/message", times=1)
+
+    batch = postal.send_many([message(0), message(1)], concurrency=4)
+    with batch as outcomes:
+        first = next(outcomes)
+    fake.clear_faults()
+
+    assert first.ok
+    assert [index for index, _ in batch.interrupted] == [1 - first.index]
+    assert batch.unreported == ()
+
+
 def test_an_input_that_raises_ends_the_loop_after_the_sends_under_way(postal: Postal) -> None:
     def broken() -> Iterator[Message]:
         yield from (message(n) for n in range(5))

@@ -275,7 +275,9 @@ class AsyncSendMany:
         # Made in __aenter__: the event loop's primitives need the running loop.
         self._task_group: anyio.abc.TaskGroup
         self._source: Iterator[object] | AsyncIterator[object]
-        self._source_lock: anyio.Lock
+        # Held while an `__anext__` of an async input is under way (see `_take`).
+        self._source_busy = False
+        self._source_free: anyio.Event | None = None
         self._source_done = False
         self._source_error: Exception | None = None
         self._window: anyio.Semaphore
@@ -310,7 +312,6 @@ class AsyncSendMany:
         self._entered = True
         messages = self._messages
         self._source = aiter(messages) if isinstance(messages, AsyncIterable) else iter(messages)
-        self._source_lock = anyio.Lock()
         self._window = anyio.Semaphore(self._concurrency * _WINDOW_PER_WORKER)
         self._wakeup = anyio.Event()
         task_group = anyio.create_task_group()
@@ -463,11 +464,26 @@ class AsyncSendMany:
             if isinstance(source, Iterator):
                 item = next(source)
             else:
-                # An async generator refuses a second `__anext__` while one is pending.
-                async with self._source_lock:
+                # An async generator refuses a second `__anext__` while one is pending: one
+                # worker at a time takes. Not with a lock: a free lock costs a turn of the
+                # event loop, and a lock hands itself to its waiters in turn, one per turn
+                # of the loop, so once workers queued (the input waited once) every later
+                # message waited for a turn. Here the waiters all wake when the taker is
+                # done, and whoever comes first takes, without a turn of the loop.
+                while self._source_busy:
+                    if self._source_free is None:
+                        self._source_free = anyio.Event()
+                    await self._source_free.wait()
+                self._source_busy = True
+                try:
                     if self._source_done or self._abort_cause is not None:
                         return None
                     item = await anext(source)
+                finally:
+                    self._source_busy = False
+                    free, self._source_free = self._source_free, None
+                    if free is not None:
+                        free.set()
         except (StopIteration, StopAsyncIteration):
             self._source_done = True
             return None

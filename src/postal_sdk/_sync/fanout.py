@@ -12,10 +12,12 @@ database cursor or a Django queryset runs in the thread that made it, never on t
 loop) and everything the caller sees (outcomes, `on_progress`, exceptions). The threads
 share two queues and rarely wake each other: the caller keeps up to `concurrency`
 messages in a deque ahead of the sends (waking the loop only when the batch found it
-empty), and a pump task on the loop hands the outcomes over in lists, each trip carrying
-every outcome ready by then. Memory stays proportional to `concurrency`: the async
-batch's window of `2 * concurrency`, the messages in the deque, and at most
-`2 * concurrency` outcomes handed over and not yet yielded (the pump waits beyond that).
+empty), and a pump task on the loop hands the outcomes over in lists, a trip only once
+the loop has run out of work (or gathered `concurrency` outcomes): a thread woken while
+the other is busy takes the GIL from it at each of its socket calls. Memory stays
+proportional to `concurrency`: the async batch's window of `2 * concurrency`, the
+messages in the deque, and at most `2 * concurrency` outcomes handed over and not yet
+yielded (the pump waits beyond that).
 The loop's tasks start in a copy of the caller's context, so its contextvars (a current
 tracing span) apply to the sends.
 
@@ -311,9 +313,7 @@ class SendMany:
                 ready = batch._take_ready()
                 if ready:
                     try:
-                        # One more turn of the loop first: the replies that came in with this
-                        # one go over in the same trip to the caller's thread (each wakes it).
-                        await anyio.lowlevel.checkpoint()
+                        await self._gather(batch, ready)
                     finally:
                         # Cancelled or not: outcomes taken from the batch are handed over.
                         ready += batch._take_ready()
@@ -330,6 +330,24 @@ class SendMany:
             # However the pump ends (cancelled when a send raised a BaseException, which
             # ends the batch's task group): the caller's thread must not wait in vain.
             outbox.put(_DONE)
+
+    async def _gather(self, batch: AsyncSendMany, ready: list[SendOutcome]) -> None:
+        """Add to `ready` the outcomes that come while the event loop still has work.
+
+        Each trip to the caller's thread wakes it, and while it runs the two threads take
+        the GIL from each other at every socket call the loop makes: the outcomes go over
+        once the loop has nothing left to do (two turns in a row brought none), or a
+        window's worth is ready, or the batch waits for input only the caller can give.
+        """
+        idle = 0
+        while idle < _IDLE_TURNS and len(ready) < self._concurrency and not self._feed.starved:
+            await anyio.lowlevel.checkpoint()
+            more = batch._take_ready()
+            if more:
+                ready += more
+                idle = 0
+            else:
+                idle += 1
 
     async def _wait_for_room(self) -> None:
         while self._handed - self._yielded >= self._window:
@@ -389,6 +407,8 @@ class SendMany:
         await self._batch._client.aclose()
 
 
+_IDLE_TURNS = 2
+"""Turns of the event loop without a new outcome after which the loop counts as idle."""
 _DONE = "done"
 """From the event loop: the batch has ended, every outcome was handed over."""
 _STARVED = "starved"
