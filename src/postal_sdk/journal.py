@@ -140,6 +140,16 @@ class Claim:
     token: str | None = None
     entry: JournalEntry | None = None
 
+    @classmethod
+    def answering(cls, entry: JournalEntry) -> Claim:
+        """The claim that a key already held as `entry` answers: done, in doubt or busy."""
+        status = {
+            EntryState.SENT: ClaimStatus.DONE,
+            EntryState.IN_DOUBT: ClaimStatus.IN_DOUBT,
+            EntryState.PENDING: ClaimStatus.BUSY,
+        }[entry.state]
+        return cls(entry.key, status, entry=entry)
+
 
 @runtime_checkable
 class Journal(Protocol):
@@ -702,13 +712,7 @@ class SQLiteJournal:
         if inserted.rowcount == 1:
             return Claim(key, ClaimStatus.CLAIMED, token=token)
         row = connection.execute(_SELECT_KEY, (key,)).fetchone()
-        entry = self._settle(connection, row, now)
-        status = {
-            EntryState.SENT: ClaimStatus.DONE,
-            EntryState.IN_DOUBT: ClaimStatus.IN_DOUBT,
-            EntryState.PENDING: ClaimStatus.BUSY,
-        }[entry.state]
-        return Claim(key, status, entry=entry)
+        return Claim.answering(self._settle(connection, row, now))
 
     def _settle(
         self, connection: sqlite3.Connection, row: tuple[Any, ...], now: float

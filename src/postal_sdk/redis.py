@@ -713,13 +713,7 @@ class RedisJournal:
                 if self._renewer is None:
                     self._renewer = _Renewer(self)
             return Claim(key, ClaimStatus.CLAIMED, token=token)
-        entry = _entry_from_reply(key, reply)
-        status = {
-            EntryState.SENT: ClaimStatus.DONE,
-            EntryState.IN_DOUBT: ClaimStatus.IN_DOUBT,
-            EntryState.PENDING: ClaimStatus.BUSY,
-        }[entry.state]
-        return Claim(key, status, entry=entry)
+        return Claim.answering(_entry_from_reply(key, reply))
 
     def _get_op(self, key: str) -> _Op:
         _check_key(key)

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +27,8 @@ from celery import Celery
 from postal_sdk import Message
 from postal_sdk.journal import EntryState
 from postal_sdk.redis import RedisJournal
-from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency, OutboxEntry
+from postal_sdk.testing import DEFAULT_API_KEY, FakePostal, Latency
+from tests.arrivals import Arrivals
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 2000
@@ -37,22 +37,6 @@ WORKERS = 4
 CONCURRENCY = 2  # pool children per worker: 8 senders hide the latency of a loaded machine
 CAMPAIGN = "celery-test"
 DEADLINE = 150.0
-
-
-class Arrivals:
-    """The subject of every send the fake accepted, and when (monotonic seconds)."""
-
-    def __init__(self) -> None:
-        self.sends: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, entry: OutboxEntry) -> None:
-        with self._lock:
-            self.sends.append((time.monotonic(), str(entry.params.get("subject"))))
-
-    def subjects(self) -> list[str]:
-        with self._lock:
-            return [subject for _, subject in self.sends]
 
 
 def wait_until(condition: object, what: str, give_up: float) -> None:

@@ -10,8 +10,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +17,11 @@ from typing import Any
 
 import pytest
 
-from postal_sdk.testing import FakePostal, OutboxEntry
+from postal_sdk.testing import FakePostal
+from tests.arrivals import Arrivals
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ["async", "sync", "async", "sync"]
-
-
-class Arrivals:
-    """The subject of every send the fake accepted, and when (monotonic seconds) it did."""
-
-    def __init__(self) -> None:
-        self.sends: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, entry: OutboxEntry) -> None:
-        with self._lock:
-            self.sends.append((time.monotonic(), str(entry.params.get("subject"))))
 
 
 @pytest.fixture
