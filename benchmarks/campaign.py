@@ -1,6 +1,6 @@
 """What pacing and the journal cost a campaign: `send_many` with and without them.
 
-    python benchmarks/campaign.py [--messages 4000] [--rounds 3]    (or: nox -s bench)
+    python benchmarks/campaign.py [--messages 4000] [--rounds 5]    (or: nox -s bench)
 
 Against the local Postal-like server of `benchmarks/server.py` (no delay; pinned to one
 core, the client to the other), at 64 messages in flight:
@@ -159,7 +159,7 @@ def paced() -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arrival-server", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arrival_server is not None:

@@ -315,6 +315,10 @@ def fingerprint(message: Message | RawMessage) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_RESULT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""`json.dumps` with these options builds an encoder per call: a third of a record's cost."""
+
+
 def result_to_json(result: SendResult) -> str:
     """A `SendResult` as a journal stores it: Postal's JSON shape for a send's `data`."""
     data = {
@@ -324,7 +328,7 @@ def result_to_json(result: SendResult) -> str:
             for address, sent in result.messages.items()
         },
     }
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _RESULT_ENCODER.encode(data)
 
 
 def result_from_json(text: str | bytes) -> SendResult:
@@ -370,12 +374,19 @@ class _Op:
 
     A blocking caller waits on `done`; an async caller gives `wake`: the function that
     makes its event loop run a callback soon (from another thread), and the callback.
+    The writer calls `run` with the connection; the claims and results (`_ClaimOp`,
+    `_RecordOp`) have none: it makes those of a batch together. An `early` op is one
+    whose caller does not wait for it (a result, a release, a mark, a renewal): the
+    writer runs it before the claims of its batch, which must see it done.
     """
 
-    __slots__ = ("done", "error", "run", "value", "wake")
+    __slots__ = ("done", "early", "error", "run", "value", "wake")
 
-    def __init__(self, run: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(
+        self, run: Callable[[sqlite3.Connection], Any] | None = None, *, early: bool = False
+    ) -> None:
         self.run = run
+        self.early = early
         self.value: Any = None
         self.error: BaseException | None = None
         self.done: threading.Event | None = None
@@ -385,6 +396,39 @@ class _Op:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+class _ClaimOp(_Op):
+    """A claim: the writer makes those of a batch together, once what ended claims ran."""
+
+    __slots__ = ("fingerprint", "key")
+
+    def __init__(self, key: str, fingerprint: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.fingerprint = fingerprint
+
+
+class _RecordOp(_Op):
+    """A result to record: the writer records all those of a batch in one call."""
+
+    __slots__ = ("claim", "stored")
+
+    def __init__(self, claim: Claim, stored: str) -> None:
+        super().__init__(early=True)
+        self.claim = claim
+        self.stored = stored
+
+
+_RECORD = (
+    "UPDATE postal_sends SET state = 'sent', result = ?, finished_at = ?"
+    " WHERE key = ? AND token = ?"
+)
+_CLAIM = (
+    "INSERT INTO postal_sends (key, state, token, owner, pid, host, fingerprint,"
+    " claimed_at, lease_until) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO NOTHING"
+)
 
 
 def _call_all(callbacks: list[Callable[[], object]]) -> None:
@@ -423,7 +467,7 @@ class SQLiteJournal:
 
     One object serves any number of tasks and threads, and both clients. Writes go
     through one writer thread that commits whatever is waiting in one transaction, so
-    64 sends in flight cost a commit or two per round, not 128; async callers await the
+    64 sends in flight cost a few commits per round, not 128; async callers await the
     commit without blocking the event loop. With `durable=True` (the default) each commit
     is flushed to disk (`synchronous=FULL`): an intent survives a power cut, not only a
     crash of the process; `durable=False` (`synchronous=NORMAL`) survives a crash only.
@@ -495,11 +539,11 @@ class SQLiteJournal:
 
     def claim(self, key: str, fingerprint: str | None = None) -> Claim:
         """See `Journal.claim`."""
-        return self._call(functools.partial(self._claim, _check_key(key), fingerprint))  # type: ignore[no-any-return]
+        return self._call_op(_ClaimOp(_check_key(key), fingerprint))  # type: ignore[no-any-return]
 
     async def async_claim(self, key: str, fingerprint: str | None = None) -> Claim:
         """See `Journal.claim`."""
-        op = _Op(functools.partial(self._claim, _check_key(key), fingerprint))
+        op = _ClaimOp(_check_key(key), fingerprint)
         try:
             await self._wait(op)
         except BaseException:
@@ -512,7 +556,7 @@ class SQLiteJournal:
 
     def record(self, claim: Claim, result: SendResult) -> None:
         """See `Journal.record` (returns once queued; durable before the next claim)."""
-        self._put(_Op(functools.partial(self._record, claim, result_to_json(result))))
+        self._put(_RecordOp(claim, result_to_json(result)))
 
     async def async_record(self, claim: Claim, result: SendResult) -> None:
         """See `Journal.record`."""
@@ -520,7 +564,7 @@ class SQLiteJournal:
 
     def release(self, claim: Claim) -> None:
         """See `Journal.release` (returns once queued, like `record`)."""
-        self._put(_Op(functools.partial(self._release, claim)))
+        self._put(_Op(functools.partial(self._release, claim), early=True))
 
     async def async_release(self, claim: Claim) -> None:
         """See `Journal.release`."""
@@ -528,7 +572,7 @@ class SQLiteJournal:
 
     def mark_in_doubt(self, claim: Claim) -> None:
         """See `Journal.mark_in_doubt` (returns once queued, like `record`)."""
-        self._put(_Op(functools.partial(self._mark_in_doubt, claim)))
+        self._put(_Op(functools.partial(self._mark_in_doubt, claim), early=True))
 
     async def async_mark_in_doubt(self, claim: Claim) -> None:
         """See `Journal.mark_in_doubt`."""
@@ -537,7 +581,7 @@ class SQLiteJournal:
     def renew(self, claims: Sequence[Claim]) -> None:
         """See `Journal.renew` (the writer thread also renews this object's claims)."""
         tokens = [claim.token for claim in claims if claim.token is not None]
-        self._put(_Op(functools.partial(self._renew, tokens)))
+        self._put(_Op(functools.partial(self._renew, tokens), early=True))
 
     async def async_renew(self, claims: Sequence[Claim]) -> None:
         """See `Journal.renew`."""
@@ -614,7 +658,9 @@ class SQLiteJournal:
             self._queue.put(op)
 
     def _call(self, run: Callable[[sqlite3.Connection], Any]) -> Any:
-        op = _Op(run)
+        return self._call_op(_Op(run))
+
+    def _call_op(self, op: _Op) -> Any:
         op.done = threading.Event()
         self._put(op)
         op.done.wait()
@@ -674,11 +720,14 @@ class SQLiteJournal:
     def _run_batch(self, connection: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                try:
-                    op.value = op.run(connection)
-                except Exception as error:  # noqa: BLE001 - handed to the op's caller
-                    op.error = _journal_error(error)
+            # The results in one call, then what else ends a claim: a claim of the same
+            # key in this batch must see them (their callers did not wait for them).
+            # Then the claims; the rest last, in order (a claim abandoned by its
+            # cancelled caller is let go once it is made).
+            self._record_all(connection, [op for op in batch if type(op) is _RecordOp])
+            self._run_each(connection, [op for op in batch if op.early and op.run])
+            self._claim_all(connection, [op for op in batch if type(op) is _ClaimOp])
+            self._run_each(connection, [op for op in batch if not op.early and op.run])
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
@@ -700,19 +749,31 @@ class SQLiteJournal:
 
     # What the writer thread runs, inside a transaction.
 
-    def _claim(self, key: str, fingerprint: str | None, connection: sqlite3.Connection) -> Claim:
+    def _run_each(self, connection: sqlite3.Connection, ops: list[_Op]) -> None:
+        for op in ops:
+            assert op.run is not None
+            try:
+                op.value = op.run(connection)
+            except Exception as error:  # noqa: BLE001 - handed to the op's caller
+                op.error = _journal_error(error)
+
+    def _claim_all(self, connection: sqlite3.Connection, claims: list[_ClaimOp]) -> None:
         now = time.time()
-        token = f"{self._owner}.{next(self._tokens)}"
-        inserted = connection.execute(
-            "INSERT INTO postal_sends (key, state, token, owner, pid, host, fingerprint,"
-            " claimed_at, lease_until) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO NOTHING",
-            (key, token, self._owner, os.getpid(), self._host, fingerprint, now, now + self._lease),
-        )
-        if inserted.rowcount == 1:
-            return Claim(key, ClaimStatus.CLAIMED, token=token)
-        row = connection.execute(_SELECT_KEY, (key,)).fetchone()
-        return Claim.answering(self._settle(connection, row, now))
+        until, pid = now + self._lease, os.getpid()
+        for op in claims:
+            token = f"{self._owner}.{next(self._tokens)}"
+            try:
+                inserted = connection.execute(
+                    _CLAIM,
+                    (op.key, token, self._owner, pid, self._host, op.fingerprint, now, until),
+                )
+                if inserted.rowcount == 1:
+                    op.value = Claim(op.key, ClaimStatus.CLAIMED, token=token)
+                else:
+                    row = connection.execute(_SELECT_KEY, (op.key,)).fetchone()
+                    op.value = Claim.answering(self._settle(connection, row, now))
+            except sqlite3.Error as error:
+                op.error = _journal_error(error)
 
     def _settle(
         self, connection: sqlite3.Connection, row: tuple[Any, ...], now: float
@@ -749,12 +810,16 @@ class SQLiteJournal:
             finished_at=_utc(finished),
         )
 
-    def _record(self, claim: Claim, result: str, connection: sqlite3.Connection) -> None:
-        connection.execute(
-            "UPDATE postal_sends SET state = 'sent', result = ?, finished_at = ?"
-            " WHERE key = ? AND token = ?",
-            (result, time.time(), claim.key, claim.token),
-        )
+    def _record_all(self, connection: sqlite3.Connection, records: list[_RecordOp]) -> None:
+        now = time.time()
+        try:
+            connection.executemany(
+                _RECORD, [(op.stored, now, op.claim.key, op.claim.token) for op in records]
+            )
+        except sqlite3.Error as error:
+            failure = _journal_error(error)
+            for op in records:
+                op.error = failure
 
     def _release(self, claim: Claim, connection: sqlite3.Connection) -> None:
         connection.execute(

@@ -10,7 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -68,6 +69,45 @@ def test_a_key_marked_in_doubt_is_listed_and_never_claimed(journal: SQLiteJourna
     journal.mark_in_doubt(journal.claim("k"))
     assert journal.claim("k").status is ClaimStatus.IN_DOUBT
     assert [entry.key for entry in journal.in_doubt()] == ["k"]
+
+
+def test_a_claim_sees_what_its_batch_did_before_it(journal: SQLiteJournal) -> None:
+    # A result, a release and a mark return once queued; a claim of the same key queued
+    # right after them must see them, though the writer runs a batch's claims together.
+    # A lock on the file holds the writer back until all of them wait in one batch.
+    claims = {key: journal.claim(key) for key in ("sent", "released", "doubted")}
+    blocker = sqlite3.connect(journal.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    journal.renew([])
+    _wait_until(lambda: journal._queue.qsize() == 0)  # The writer holds it, and waits.
+    journal.record(claims["sent"], RESULT)
+    journal.release(claims["released"])
+    journal.mark_in_doubt(claims["doubted"])
+    statuses: dict[str, ClaimStatus] = {}
+
+    def claim(key: str) -> None:
+        statuses[key] = journal.claim(key).status
+
+    threads = [threading.Thread(target=claim, args=(key,)) for key in claims]
+    for thread in threads:
+        thread.start()
+    _wait_until(lambda: journal._queue.qsize() == 6)
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join()
+    assert statuses == {
+        "sent": ClaimStatus.DONE,
+        "released": ClaimStatus.CLAIMED,
+        "doubted": ClaimStatus.IN_DOUBT,
+    }
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.001)
 
 
 def test_resolving_settles_an_in_doubt_key(journal: SQLiteJournal) -> None:

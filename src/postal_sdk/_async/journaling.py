@@ -23,7 +23,14 @@ from postal_sdk.errors import (
     ServerSuspended,
     UnexpectedResponseError,
 )
-from postal_sdk.journal import Claim, ClaimStatus, EntryState, Journal, JournalEntry
+from postal_sdk.journal import (
+    Claim,
+    ClaimStatus,
+    EntryState,
+    Journal,
+    JournalEntry,
+    SQLiteJournal,
+)
 from postal_sdk.models import SendResult
 from postal_sdk.pacing import Pacer
 
@@ -149,10 +156,16 @@ async def _send_claimed(
                 # The claim stays as it is: in doubt once its lease ends, never resent.
                 logger.warning("journal: could not settle %r: %s", claim.key, journal_error)
         raise
-    with AsyncShield():
-        try:
-            await journal.async_record(claim, result)
-        except JournalError as journal_error:
-            # Postal queued it: the caller gets the result; the key will read as in doubt.
-            logger.warning("journal: could not record %r: %s", claim.key, journal_error)
+    try:
+        if type(journal) is SQLiteJournal:
+            # Its record only queues the write: no await, so nothing a cancellation could
+            # interrupt, and the shield (a cancel scope) would cost more than the record.
+            # Exactly SQLiteJournal: a subclass may make its async_record wait.
+            journal.record(claim, result)
+        else:
+            with AsyncShield():
+                await journal.async_record(claim, result)
+    except JournalError as journal_error:
+        # Postal queued it: the caller gets the result; the key will read as in doubt.
+        logger.warning("journal: could not record %r: %s", claim.key, journal_error)
     return result
