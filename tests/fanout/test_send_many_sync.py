@@ -296,7 +296,11 @@ def test_the_clients_timeout_applies_through_the_callers_http_client() -> None:
             max_retries=0,
         ) as postal,
     ):
-        outcomes = collect(postal.send_many([message(number=0), message(number=1)], ordered=True))
+        # One at a time: the slow reply is the first request's, so message 0's.
+        batch = postal.send_many(
+            [message(number=0), message(number=1)], concurrency=1, ordered=True
+        )
+        outcomes = collect(batch)
 
     assert isinstance(outcomes[0].error, APITimeoutError)
     assert outcomes[1].ok
