@@ -772,7 +772,7 @@ class SQLiteJournal:
                 else:
                     row = connection.execute(_SELECT_KEY, (op.key,)).fetchone()
                     op.value = Claim.answering(self._settle(connection, row, now))
-            except sqlite3.Error as error:
+            except Exception as error:  # noqa: BLE001 - handed to the op's caller
                 op.error = _journal_error(error)
 
     def _settle(
@@ -816,7 +816,7 @@ class SQLiteJournal:
             connection.executemany(
                 _RECORD, [(op.stored, now, op.claim.key, op.claim.token) for op in records]
             )
-        except sqlite3.Error as error:
+        except Exception as error:  # noqa: BLE001 - handed to the ops' callers
             failure = _journal_error(error)
             for op in records:
                 op.error = failure

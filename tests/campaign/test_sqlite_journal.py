@@ -110,6 +110,22 @@ def _wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+@pytest.mark.anyio
+async def test_a_row_that_cannot_be_read_fails_its_claim_not_the_journal(
+    journal: SQLiteJournal,
+) -> None:
+    # Written by hand (or damaged): a sent key whose result is not JSON.
+    with sqlite3.connect(journal.path) as other:
+        other.execute(
+            "INSERT INTO postal_sends (key, state, result) VALUES ('bad', 'sent', 'not json')"
+        )
+    other.close()
+    with anyio.fail_after(30):  # A writer thread that died would leave both waiting.
+        with pytest.raises(ValueError, match="Expecting value"):
+            await journal.async_claim("bad")
+        assert (await journal.async_claim("good")).status is ClaimStatus.CLAIMED
+
+
 def test_resolving_settles_an_in_doubt_key(journal: SQLiteJournal) -> None:
     journal.mark_in_doubt(journal.claim("a"))
     journal.mark_in_doubt(journal.claim("b"))
