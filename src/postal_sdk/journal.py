@@ -729,9 +729,11 @@ class SQLiteJournal:
             self._claim_all(connection, [op for op in batch if type(op) is _ClaimOp])
             self._run_each(connection, [op for op in batch if not op.early and op.run])
             connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+        except Exception as error:  # noqa: BLE001 - its callers get it: the writer lives on
+            # A writer thread that died would leave every caller waiting, forever.
+            with contextlib.suppress(sqlite3.Error):
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
             failure = JournalError(f"{self!r} could not commit: {error}")
             for op in batch:
                 op.value, op.error = None, failure

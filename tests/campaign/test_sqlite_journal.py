@@ -126,6 +126,21 @@ async def test_a_row_that_cannot_be_read_fails_its_claim_not_the_journal(
         assert (await journal.async_claim("good")).status is ClaimStatus.CLAIMED
 
 
+@pytest.mark.anyio
+async def test_a_batch_that_fails_unexpectedly_fails_its_callers_not_the_journal(
+    journal: SQLiteJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(connection: sqlite3.Connection, claims: list[object]) -> None:
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(journal, "_claim_all", fail)
+    with anyio.fail_after(30):  # A writer thread that died would leave both waiting.
+        with pytest.raises(JournalError, match="a bug in the writer"):
+            await journal.async_claim("k")
+        monkeypatch.undo()
+        assert (await journal.async_claim("k")).status is ClaimStatus.CLAIMED
+
+
 def test_resolving_settles_an_in_doubt_key(journal: SQLiteJournal) -> None:
     journal.mark_in_doubt(journal.claim("a"))
     journal.mark_in_doubt(journal.claim("b"))
