@@ -20,10 +20,8 @@ from postal_sdk.errors import ConfigurationError
 __all__ = [
     "AsyncLimiter",
     "AsyncLock",
-    "AsyncShield",
     "Limiter",
     "Lock",
-    "Shield",
     "async_sleep",
     "sleep",
 ]
@@ -160,39 +158,6 @@ class Lock:
         tb: TracebackType | None,
     ) -> None:
         self._lock.release()
-
-
-class AsyncShield:
-    """Shields a block from cancellation: bookkeeping that must finish once a send is over."""
-
-    def __init__(self) -> None:
-        self._scope = anyio.CancelScope(shield=True)
-
-    def __enter__(self) -> None:
-        self._scope.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._scope.__exit__(exc_type, exc, tb)
-
-
-class Shield:
-    """Nothing to shield from: a thread is not cancelled midway."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 async def async_sleep(seconds: float) -> None:

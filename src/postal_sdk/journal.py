@@ -176,6 +176,10 @@ class Journal(Protocol):
       claimed. `mark_in_doubt` ends it with the send's fate unknown: the key is
       `IN_DOUBT` at once (others waiting on it stop waiting). Both, like `record`, may
       return before they are durable, under the same ordering rule.
+    - The clients call `async_record`, `async_release` and `async_mark_in_doubt` as a send
+      ends, perhaps in a task that is being cancelled, and shield nothing: each must end
+      the claim whatever becomes of its caller (queue the write and return, as both
+      journals here do, or shield what it waits on).
     - A store that cannot record (unreachable, full, read-only) raises `JournalError`
       from `claim`: the caller must not send.
     - `record`, `release`, `mark_in_doubt` and `renew` on a claim this journal no longer

@@ -10,7 +10,6 @@ import httpx
 
 from postal_sdk._async.pace import async_pace
 from postal_sdk._retry import should_retry_error
-from postal_sdk._synchronization import AsyncShield
 from postal_sdk.errors import (
     APIConnectionError,
     APIError,
@@ -23,14 +22,7 @@ from postal_sdk.errors import (
     ServerSuspended,
     UnexpectedResponseError,
 )
-from postal_sdk.journal import (
-    Claim,
-    ClaimStatus,
-    EntryState,
-    Journal,
-    JournalEntry,
-    SQLiteJournal,
-)
+from postal_sdk.journal import Claim, ClaimStatus, EntryState, Journal, JournalEntry
 from postal_sdk.models import SendResult
 from postal_sdk.pacing import Pacer
 
@@ -146,25 +138,19 @@ async def _send_claimed(
     try:
         result = await client._deliver(path, payload)
     except BaseException as error:
-        with AsyncShield():
-            try:
-                if surely_unsent(error):
-                    await journal.async_release(claim)
-                else:
-                    await journal.async_mark_in_doubt(claim)
-            except JournalError as journal_error:
-                # The claim stays as it is: in doubt once its lease ends, never resent.
-                logger.warning("journal: could not settle %r: %s", claim.key, journal_error)
+        # No cancel scope around these (it would cost more than the write): the journal
+        # finishes them whatever becomes of this task (see `Journal`).
+        try:
+            if surely_unsent(error):
+                await journal.async_release(claim)
+            else:
+                await journal.async_mark_in_doubt(claim)
+        except JournalError as journal_error:
+            # The claim stays as it is: in doubt once its lease ends, never resent.
+            logger.warning("journal: could not settle %r: %s", claim.key, journal_error)
         raise
     try:
-        if type(journal) is SQLiteJournal:
-            # Its record only queues the write: no await, so nothing a cancellation could
-            # interrupt, and the shield (a cancel scope) would cost more than the record.
-            # Exactly SQLiteJournal: a subclass may make its async_record wait.
-            journal.record(claim, result)
-        else:
-            with AsyncShield():
-                await journal.async_record(claim, result)
+        await journal.async_record(claim, result)
     except JournalError as journal_error:
         # Postal queued it: the caller gets the result; the key will read as in doubt.
         logger.warning("journal: could not record %r: %s", claim.key, journal_error)
